@@ -1,0 +1,232 @@
+"""params.yaml, parsed once into frozen dataclasses and validated.
+
+Every number the pipeline uses comes from here. A bad value fails at load
+time with its dotted key in the message (``train.batch_size must be > 0, got
+-5``); nothing downstream indexes raw dicts.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal, get_args, get_origin
+
+import yaml
+
+from gansr.errors import ConfigError
+
+SUPPORTED_SCALES = (2, 3, 4)
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Where raw images come from (``download`` stage)."""
+
+    source: Literal["builtin", "folder"] = "builtin"
+    folder: str = ""
+
+    def __post_init__(self) -> None:
+        if self.source == "folder" and not self.folder:
+            raise ConfigError("data.folder must be set when data.source is 'folder'")
+
+
+@dataclass(frozen=True)
+class PairsConfig:
+    """How HR/LR pairs and the train/val/test split are made (``pairs`` stage)."""
+
+    val_fraction: float = 0.1
+    test_fraction: float = 0.25
+    min_hr_size: int = 96
+
+    def __post_init__(self) -> None:
+        _check_fraction("pairs.val_fraction", self.val_fraction)
+        _check_fraction("pairs.test_fraction", self.test_fraction)
+        if self.val_fraction + self.test_fraction >= 1:
+            raise ConfigError("pairs.val_fraction + pairs.test_fraction must be < 1")
+        _check_positive("pairs.min_hr_size", self.min_hr_size)
+
+
+@dataclass(frozen=True)
+class ValidateConfig:
+    """Bounds the ``validate`` stage checks the manifest against."""
+
+    min_train_pairs: int = 3
+    min_test_pairs: int = 1
+
+    def __post_init__(self) -> None:
+        _check_positive("validate.min_train_pairs", self.min_train_pairs)
+        _check_positive("validate.min_test_pairs", self.min_test_pairs)
+
+
+@dataclass(frozen=True)
+class ModelConfig:
+    """Generator and discriminator sizes."""
+
+    channels: int = 32
+    blocks: int = 4
+    disc_channels: int = 32
+
+    def __post_init__(self) -> None:
+        _check_positive("model.channels", self.channels)
+        _check_positive("model.blocks", self.blocks)
+        _check_positive("model.disc_channels", self.disc_channels)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Optimisation schedule for both training phases."""
+
+    patch_size: int = 96
+    batch_size: int = 16
+    pretrain_steps: int = 3000
+    gan_steps: int = 400
+    pretrain_lr: float = 1e-3
+    gan_lr: float = 5e-5
+    ema_decay: float = 0.999
+    precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
+    checkpoint_every: int = 250
+    log_every: int = 50
+
+    def __post_init__(self) -> None:
+        for key in ("patch_size", "batch_size", "pretrain_steps", "gan_steps",
+                    "checkpoint_every", "log_every"):
+            _check_positive(f"train.{key}", getattr(self, key))
+        _check_positive("train.pretrain_lr", self.pretrain_lr)
+        _check_positive("train.gan_lr", self.gan_lr)
+        if not 0 <= self.ema_decay < 1:
+            raise ConfigError(f"train.ema_decay must be in [0, 1), got {self.ema_decay}")
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Weights of the generator's loss terms in the adversarial phase."""
+
+    pixel: Literal["l1", "l2"] = "l1"
+    pixel_weight: float = 1.0
+    perceptual_weight: float = 0.05
+    adversarial_weight: float = 0.005
+    gan_type: Literal["relativistic", "nonsaturating"] = "relativistic"
+    backbone: Literal["auto", "vgg19", "random"] = "auto"
+    vgg19_weights: str = ""
+
+    def __post_init__(self) -> None:
+        for key in ("pixel_weight", "perceptual_weight", "adversarial_weight"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"loss.{key} must be >= 0, got {getattr(self, key)}")
+
+
+@dataclass(frozen=True)
+class EvaluateConfig:
+    """What the ``evaluate`` stage reports."""
+
+    sample_images: int = 3
+    sample_crop: int = 96
+
+    def __post_init__(self) -> None:
+        _check_positive("evaluate.sample_images", self.sample_images)
+        _check_positive("evaluate.sample_crop", self.sample_crop)
+
+
+@dataclass(frozen=True)
+class TrackingConfig:
+    """MLflow experiment and registered model names, and the promotion rule."""
+
+    experiment: str = "gansr"
+    registered_model: str = "gansr"
+    champion_metric: str = "y_psnr"
+    champion_margin: float = 0.0
+
+
+@dataclass(frozen=True)
+class Params:
+    """The whole of params.yaml."""
+
+    seed: int = 0
+    scale: int = 4
+    data: DataConfig = field(default_factory=DataConfig)
+    pairs: PairsConfig = field(default_factory=PairsConfig)
+    validate: ValidateConfig = field(default_factory=ValidateConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
+    tracking: TrackingConfig = field(default_factory=TrackingConfig)
+
+    def __post_init__(self) -> None:
+        if self.scale not in SUPPORTED_SCALES:
+            raise ConfigError(f"scale must be one of {SUPPORTED_SCALES}, got {self.scale}")
+        if self.train.patch_size % self.scale:
+            raise ConfigError(
+                f"train.patch_size must be a multiple of scale ({self.scale}), "
+                f"got {self.train.patch_size}"
+            )
+        if self.pairs.min_hr_size < self.train.patch_size:
+            raise ConfigError(
+                f"pairs.min_hr_size ({self.pairs.min_hr_size}) must be >= "
+                f"train.patch_size ({self.train.patch_size})"
+            )
+
+
+def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
+    """Read and validate params.yaml."""
+    path = Path(path)
+    try:
+        raw = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except OSError as exc:
+        raise ConfigError(f"cannot read {path}: {exc.strerror}") from exc
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path} is not valid YAML: {exc}") from exc
+    return parse_params(raw)
+
+
+def parse_params(raw: Any) -> Params:
+    """Build :class:`Params` from a nested dict, naming the dotted key on error."""
+    return _build(Params, raw, prefix="")
+
+
+def _build(cls: type, raw: Any, prefix: str) -> Any:
+    where = prefix.rstrip(".") or "params"
+    if not isinstance(raw, dict):
+        raise ConfigError(f"{where} must be a mapping, got {raw!r}")
+    fields = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(raw) - set(fields))
+    if unknown:
+        raise ConfigError(f"unknown key {prefix}{unknown[0]} (known: {', '.join(fields)})")
+    hints = typing.get_type_hints(cls)
+    kwargs = {name: _coerce(hints[name], raw[name], prefix + name) for name in fields if name in raw}
+    return cls(**kwargs)
+
+
+def _coerce(hint: Any, value: Any, key: str) -> Any:
+    if dataclasses.is_dataclass(hint):
+        return _build(hint, value, key + ".")
+    if get_origin(hint) is Literal:
+        choices = get_args(hint)
+        if value not in choices:
+            raise ConfigError(f"{key} must be one of {', '.join(map(str, choices))}, got {value!r}")
+        return value
+    if hint is float and isinstance(value, (int, float)) and not isinstance(value, bool):
+        return float(value)
+    if hint is int and isinstance(value, int) and not isinstance(value, bool):
+        return value
+    if hint is str and isinstance(value, str):
+        return value
+    if hint is str and value is None:
+        return ""
+    if isinstance(hint, types.UnionType) or hint not in (int, float, str):
+        raise TypeError(f"unsupported config type {hint!r} for {key}")  # a bug, not user input
+    raise ConfigError(f"{key} must be a {hint.__name__}, got {value!r}")
+
+
+def _check_positive(key: str, value: float) -> None:
+    if value <= 0:
+        raise ConfigError(f"{key} must be > 0, got {value}")
+
+
+def _check_fraction(key: str, value: float) -> None:
+    if not 0 <= value < 1:
+        raise ConfigError(f"{key} must be in [0, 1), got {value}")

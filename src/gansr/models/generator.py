@@ -1,0 +1,44 @@
+"""The super-resolution generator: LR image in [0, 1] → HR image in [0, 1].
+
+A residual trunk works at LR resolution (EDSR-style blocks, no batch norm,
+Lim et al. 2017), one convolution predicts ``3·scale²`` channels that a
+sub-pixel shuffle turns into the HR residual (ESPCN, Shi et al. 2016), and a
+global bicubic skip adds the interpolated input, so the network only learns
+the detail bicubic misses. Fully convolutional: any input size.
+"""
+
+from __future__ import annotations
+
+import keras
+
+from gansr.models.layers import BicubicUpsample, DepthToSpace
+
+# Residual scaling keeps activations bounded in deep no-BN trunks (EDSR §3.2).
+RESIDUAL_SCALE = 0.2
+
+
+def residual_block(x: keras.KerasTensor, channels: int, name: str) -> keras.KerasTensor:
+    """conv → ReLU → conv, scaled and added back to the input."""
+    y = keras.layers.Conv2D(channels, 3, padding="same", activation="relu", name=f"{name}_conv1")(x)
+    y = keras.layers.Conv2D(channels, 3, padding="same", name=f"{name}_conv2")(y)
+    y = keras.layers.Rescaling(RESIDUAL_SCALE, name=f"{name}_scale")(y)
+    return keras.layers.Add(name=f"{name}_add")([x, y])
+
+
+def build_generator(scale: int, channels: int, blocks: int, name: str = "generator") -> keras.Model:
+    """Build the generator for ``scale`` ∈ {2, 3, 4}; input (None, None, 3)."""
+    lr = keras.Input(shape=(None, None, 3), name="lr")
+    head = keras.layers.Conv2D(channels, 3, padding="same", name="head")(lr)
+    x = head
+    for i in range(blocks):
+        x = residual_block(x, channels, name=f"block{i}")
+    x = keras.layers.Conv2D(channels, 3, padding="same", name="trunk_out")(x)
+    x = keras.layers.Add(name="trunk_skip")([head, x])
+    # Zero-initialised so training starts from exactly bicubic.
+    x = keras.layers.Conv2D(
+        3 * scale * scale, 3, padding="same", kernel_initializer="zeros", name="to_subpixels", dtype="float32"
+    )(x)
+    residual = DepthToSpace(scale, name="subpixel", dtype="float32")(x)
+    bicubic = BicubicUpsample(scale, name="bicubic", dtype="float32")(lr)
+    sr = keras.layers.Add(name="sr", dtype="float32")([bicubic, residual])
+    return keras.Model(lr, sr, name=name)

@@ -1,0 +1,67 @@
+"""Custom Keras layers the generator needs and Keras lacks.
+
+Registered as serializable so a saved ``.keras`` file reloads with
+``safe_mode=True`` (no ``Lambda`` layers anywhere).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import keras
+import tensorflow as tf
+
+
+@keras.saving.register_keras_serializable(package="gansr")
+class DepthToSpace(keras.layers.Layer):
+    """Sub-pixel rearrangement: (H, W, C·s²) → (H·s, W·s, C) (Shi et al., 2016)."""
+
+    def __init__(self, scale: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scale = scale
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        return tf.nn.depth_to_space(x, self.scale)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        batch, height, width, channels = input_shape
+        s = self.scale
+        return (
+            batch,
+            None if height is None else height * s,
+            None if width is None else width * s,
+            channels // (s * s),
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "scale": self.scale}
+
+
+@keras.saving.register_keras_serializable(package="gansr")
+class BicubicUpsample(keras.layers.Layer):
+    """Bicubic upscaling by an integer factor, for inputs of any size.
+
+    ``keras.layers.Resizing`` needs a fixed output size; this layer reads the
+    size at run time so the generator stays fully convolutional.
+    """
+
+    def __init__(self, scale: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.scale = scale
+
+    def call(self, x: tf.Tensor) -> tf.Tensor:
+        size = tf.shape(x)[1:3] * self.scale
+        return tf.cast(tf.image.resize(x, size, method="bicubic"), x.dtype)
+
+    def compute_output_shape(self, input_shape: tuple) -> tuple:
+        batch, height, width, channels = input_shape
+        s = self.scale
+        return (
+            batch,
+            None if height is None else height * s,
+            None if width is None else width * s,
+            channels,
+        )
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "scale": self.scale}
