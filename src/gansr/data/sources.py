@@ -1,0 +1,223 @@
+"""The ``download`` stage: gather raw photos into ``data/raw/`` with their provenance.
+
+``data/raw/`` holds ``images/<name>.png`` (every input decoded to 8-bit RGB)
+and ``sources.csv`` (one row per image: where it came from, its licence, size,
+hash and any conversion notes). Two sources work offline:
+
+- ``builtin``: colour photographs that ship inside installed packages
+  (scikit-image, scikit-learn, matplotlib), so ``dvc repro`` needs no network;
+- ``folder``: every image under a user's folder, recursively.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import os
+import re
+import unicodedata
+from dataclasses import dataclass
+from pathlib import Path, PurePath
+
+import pandas as pd
+from tqdm import tqdm
+
+from gansr.atomic import atomic_path
+from gansr.config import DataConfig
+from gansr.errors import ConfigError, DataError
+from gansr.imageio import read_rgb, sha256_file, write_png
+
+SOURCES_CSV = "sources.csv"
+SOURCES_COLUMNS = ["name", "group", "file", "origin", "licence", "width", "height", "sha256", "notes"]
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
+
+
+@dataclass(frozen=True)
+class BuiltinPhoto:
+    """A colour photograph shipped inside an installed package."""
+
+    name: str
+    group: str  # photos of one scene share a group so they never straddle splits
+    package: str  # importable package whose directory holds the file
+    file: str  # path inside that package's directory
+    origin: str
+    licence: str
+
+
+_MIDDLEBURY = ("Middlebury 2014 stereo data set (Scharstein et al., GCPR 2014), "
+               "downsampled x4 by scikit-image; via skimage.data.stereo_motorcycle")
+_MIDDLEBURY_LICENCE = "Middlebury stereo 2014 data set; cite Scharstein et al., GCPR 2014"
+_FLICKR_CC_BY = "CC BY 2.0 (https://creativecommons.org/licenses/by/2.0/)"
+
+# Provenance as stated in skimage/data/_fetchers.py docstrings,
+# sklearn/datasets/images/README.txt and matplotlib's sample_data.
+BUILTIN_PHOTOS: tuple[BuiltinPhoto, ...] = (
+    BuiltinPhoto("astronaut", "astronaut", "skimage", "data/astronaut.png",
+                 "Eileen Collins, NASA Great Images database; via skimage.data.astronaut",
+                 "public domain (NASA, no known copyright restrictions)"),
+    BuiltinPhoto("chelsea", "chelsea", "skimage", "data/chelsea.png",
+                 "Chelsea the cat by Stefan van der Walt; via skimage.data.chelsea",
+                 "CC0 (Stefan van der Walt)"),
+    BuiltinPhoto("coffee", "coffee", "skimage", "data/coffee.png",
+                 "coffee cup, courtesy of Pikolo Espresso Bar; via skimage.data.coffee",
+                 "CC0 (Rachel Michetti)"),
+    BuiltinPhoto("hubble_deep_field", "hubble_deep_field", "skimage", "data/hubble_deep_field.jpg",
+                 "Hubble eXtreme Deep Field, HubbleSite; via skimage.data.hubble_deep_field",
+                 "public domain (NASA)"),
+    BuiltinPhoto("ihc", "ihc", "skimage", "data/ihc.png",
+                 "IHC staining, Center for Microscopy And Molecular Imaging (CMMI); "
+                 "via skimage.data.immunohistochemistry",
+                 "no known copyright restrictions"),
+    BuiltinPhoto("motorcycle_left", "motorcycle", "skimage", "data/motorcycle_left.png",
+                 "left view: " + _MIDDLEBURY, _MIDDLEBURY_LICENCE),
+    BuiltinPhoto("motorcycle_right", "motorcycle", "skimage", "data/motorcycle_right.png",
+                 "right view: " + _MIDDLEBURY, _MIDDLEBURY_LICENCE),
+    BuiltinPhoto("retina", "retina", "skimage", "data/retina.jpg",
+                 "fundus photograph by Mikael Häggström, Wikimedia Commons; via skimage.data.retina",
+                 "CC0 1.0"),
+    BuiltinPhoto("rocket", "rocket", "skimage", "data/rocket.jpg",
+                 "DSCOVR launch on Falcon 9, SpaceX Photos; via skimage.data.rocket",
+                 "public domain (SpaceX)"),
+    BuiltinPhoto("china", "china", "sklearn", "datasets/images/china.jpg",
+                 "Flickr, danielbuechele; via sklearn.datasets.load_sample_image",
+                 _FLICKR_CC_BY + ", attribution: danielbuechele"),
+    BuiltinPhoto("flower", "flower", "sklearn", "datasets/images/flower.jpg",
+                 "Flickr, vultilion; via sklearn.datasets.load_sample_image",
+                 _FLICKR_CC_BY + ", attribution: vultilion"),
+    BuiltinPhoto("grace_hopper", "grace_hopper", "matplotlib", "mpl-data/sample_data/grace_hopper.jpg",
+                 "Grace Hopper, U.S. Navy photograph; via matplotlib sample_data",
+                 "public domain (U.S. Navy)"),
+)
+
+
+@dataclass(frozen=True)
+class RawImage:
+    """One input file to decode into ``raw_dir``, with its provenance."""
+
+    name: str
+    group: str
+    path: Path
+    origin: str
+    licence: str
+
+
+def fetch_raw(cfg: DataConfig, raw_dir: Path) -> pd.DataFrame:
+    """Build ``raw_dir`` (images + sources.csv) from ``cfg.source``; return the sources table.
+
+    The directory is built aside and swapped in whole, so a failure leaves any
+    existing ``raw_dir`` as it was.
+    """
+    match cfg.source:
+        case "builtin":
+            images = builtin_images()
+        case "folder":
+            images = folder_images(Path(cfg.folder))
+        case other:
+            raise ConfigError(f"data.source {other!r} is not supported (builtin, folder)")
+    with atomic_path(raw_dir) as staged:
+        (staged / "images").mkdir(parents=True)
+        rows = [_store(image, staged) for image in tqdm(images, desc="download", unit="image", leave=False)]
+        table = pd.DataFrame(rows, columns=SOURCES_COLUMNS)
+        table.to_csv(staged / SOURCES_CSV, index=False, lineterminator="\n")
+    return table
+
+
+def read_sources(raw_dir: Path) -> pd.DataFrame:
+    """Read ``raw_dir/sources.csv`` as written by :func:`fetch_raw`."""
+    path = Path(raw_dir) / SOURCES_CSV
+    text_columns = set(SOURCES_COLUMNS) - {"width", "height"}
+    try:
+        # keep_default_na=False: an image named "NA" or a blank note stays a string.
+        table = pd.read_csv(path, dtype={c: str for c in text_columns}, keep_default_na=False)
+    except FileNotFoundError as exc:
+        raise DataError(f"{path}: not found (run the download stage first)") from exc
+    except (OSError, ValueError) as exc:
+        raise DataError(f"{path}: unreadable ({str(exc).splitlines()[0]})") from exc
+    missing = [c for c in SOURCES_COLUMNS if c not in table.columns]
+    if missing:
+        raise DataError(f"{path}: missing columns {', '.join(missing)}")
+    return table
+
+
+def builtin_images() -> list[RawImage]:
+    """The :data:`BUILTIN_PHOTOS`, located inside their installed packages, sorted by name."""
+    return sorted((_locate(photo) for photo in BUILTIN_PHOTOS), key=lambda image: image.name)
+
+
+def folder_images(folder: Path) -> list[RawImage]:
+    """Every image file under ``folder`` (recursively), named by its relative path, sorted."""
+    if not folder.is_dir():
+        reason = "is not a directory" if folder.exists() else "does not exist"
+        raise DataError(f"data.folder {folder} {reason}")
+    root = folder.resolve()
+    by_name: dict[str, RawImage] = {}
+    for path in _image_files(root):
+        relative = path.relative_to(root)
+        image = RawImage(safe_name(relative), safe_name(relative), path,
+                         f"data.folder: {relative.as_posix()}", "user-supplied; licence not recorded")
+        # casefold: names must stay distinct on case-insensitive file systems too
+        clash = by_name.setdefault(image.name.casefold(), image)
+        if clash is not image:
+            raise DataError(f"{clash.path} and {path} both map to image name {image.name!r}; rename one")
+    if not by_name:
+        raise DataError(f"data.folder {folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return sorted(by_name.values(), key=lambda image: image.name)
+
+
+def safe_name(relative: PurePath) -> str:
+    """A file-system-safe ASCII name for a relative image path: ``sub/My Photo.JPG`` → ``sub__My_Photo``."""
+    return "__".join(_safe_part(part) for part in (*relative.parent.parts, relative.stem))
+
+
+def _safe_part(part: str) -> str:
+    # Decompose accents (é → e + ´) and drop the marks, so names stay readable.
+    decomposed = unicodedata.normalize("NFKD", part)
+    plain = "".join(ch for ch in decomposed if not unicodedata.combining(ch))
+    return re.sub(r"[^A-Za-z0-9._-]+", "_", plain).strip(".") or "_"
+
+
+def _image_files(root: Path) -> list[Path]:
+    """Image files under ``root``; hidden entries skipped, links out of ``root`` refused.
+
+    Symlinked directories are not descended into (no loops, no duplicates).
+    """
+    found = []
+    for dirpath, dirnames, filenames in os.walk(root):
+        here = Path(dirpath)
+        dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
+        for name in dirnames:
+            _refuse_escape(here / name, root)
+        for name in sorted(filenames):
+            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+                continue
+            _refuse_escape(here / name, root)
+            found.append(here / name)
+    return found
+
+
+def _refuse_escape(path: Path, root: Path) -> None:
+    if path.is_symlink() and not path.resolve().is_relative_to(root):
+        raise DataError(f"{path}: symlink points outside data.folder (to {path.resolve()})")
+
+
+def _locate(photo: BuiltinPhoto) -> RawImage:
+    try:
+        package_dir = importlib.resources.files(photo.package)
+    except ModuleNotFoundError as exc:
+        raise DataError(f"builtin photo {photo.name} needs the {photo.package} package installed") from exc
+    path = Path(str(package_dir.joinpath(photo.file)))
+    if not path.is_file():
+        raise DataError(f"{path}: builtin photo {photo.name} is missing from the installed {photo.package}")
+    return RawImage(photo.name, photo.group, path, photo.origin, photo.licence)
+
+
+def _store(image: RawImage, staged: Path) -> dict[str, object]:
+    """Decode one image to RGB, write it as PNG under ``staged``, return its sources.csv row."""
+    rgb, notes = read_rgb(image.path)
+    file = f"images/{image.name}.png"
+    write_png(staged / file, rgb)
+    return {
+        "name": image.name, "group": image.group, "file": file,
+        "origin": image.origin, "licence": image.licence,
+        "width": rgb.shape[1], "height": rgb.shape[0],
+        "sha256": sha256_file(staged / file), "notes": "; ".join(notes),
+    }
