@@ -1,0 +1,193 @@
+"""The validate stage runs a real GX suite over tiny real image pairs."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+from PIL import Image
+
+from gansr.config import ValidateConfig
+from gansr.errors import DataError
+from gansr.validation import validate_pairs
+
+SCALE = 4
+HR_SIZE = 16  # tiny but real: 16x16 HR, 4x4 LR
+SPLITS = ["train", "train", "train", "train", "val", "test", "test"]
+
+
+def _save(path: Path, pixels: np.ndarray) -> str:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    Image.fromarray(pixels).save(path)
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _write_manifest(pairs_dir: Path, rows: list[dict]) -> None:
+    pd.DataFrame(rows).to_parquet(pairs_dir / "manifest.parquet", index=False)
+
+
+def _read_manifest(pairs_dir: Path) -> list[dict]:
+    return pd.read_parquet(pairs_dir / "manifest.parquet").to_dict("records")
+
+
+def make_pairs(pairs_dir: Path) -> Path:
+    """A valid pairs directory like the pairs stage writes: one pair per source image."""
+    rng = np.random.default_rng(0)
+    rows = []
+    for i, split in enumerate(SPLITS):
+        name = f"img{i}"
+        hr = rng.integers(0, 256, (HR_SIZE, HR_SIZE, 3), dtype=np.uint8)
+        lr = np.asarray(Image.fromarray(hr).resize((HR_SIZE // SCALE,) * 2, Image.BICUBIC))
+        rows.append({
+            "name": name, "group": f"photo{i}", "split": split,
+            "hr_path": f"hr/{name}.png", "lr_path": f"lr/{name}.png",
+            "hr_height": HR_SIZE, "hr_width": HR_SIZE,
+            "lr_height": HR_SIZE // SCALE, "lr_width": HR_SIZE // SCALE,
+            "hr_sha256": _save(pairs_dir / f"hr/{name}.png", hr),
+            "lr_sha256": _save(pairs_dir / f"lr/{name}.png", lr),
+            "origin": "test", "licence": "CC0",
+        })
+    _write_manifest(pairs_dir, rows)
+    return pairs_dir
+
+
+@pytest.fixture
+def pairs_dir(tmp_path: Path) -> Path:
+    return make_pairs(tmp_path / "pairs")
+
+
+def run(pairs_dir: Path, report_dir: Path, cfg: ValidateConfig | None = None) -> dict:
+    return validate_pairs(pairs_dir, report_dir, scale=SCALE, min_hr_size=HR_SIZE,
+                          cfg=cfg or ValidateConfig(min_train_pairs=3, min_test_pairs=1))
+
+
+def test_good_pairs_pass_and_write_data_docs(pairs_dir: Path, tmp_path: Path) -> None:
+    report_dir = tmp_path / "reports" / "validation"
+    summary = run(pairs_dir, report_dir)
+
+    assert summary["success"] is True
+    assert summary["failed"] == 0 and summary["expectations"] >= 15
+    assert summary["rows_per_split"] == {"train": 4, "val": 1, "test": 2}
+    assert "<html" in (report_dir / "index.html").read_text(encoding="utf-8").lower()
+    assert json.loads((report_dir / "summary.json").read_text()) == summary
+    assert not list(report_dir.parent.glob(".validation.*"))  # no temp dir left behind
+
+
+# --- each kind of bad data fails with the check and the file named ---------------------
+
+
+def lr_not_a_quarter(pairs_dir: Path) -> None:
+    """img1's LR is 5x5: HR 16 is not 5 x 4 (manifest updated to match the file)."""
+    rows = _read_manifest(pairs_dir)
+    rows[1]["lr_sha256"] = _save(pairs_dir / "lr/img1.png", np.zeros((5, 5, 3), np.uint8))
+    rows[1]["lr_height"] = rows[1]["lr_width"] = 5
+    _write_manifest(pairs_dir, rows)
+
+
+def truncated_png(pairs_dir: Path) -> None:
+    path = pairs_dir / "hr/img1.png"
+    path.write_bytes(path.read_bytes()[:100])
+
+
+def grayscale(pairs_dir: Path) -> None:
+    rows = _read_manifest(pairs_dir)
+    rows[1]["hr_sha256"] = _save(pairs_dir / "hr/img1.png", np.zeros((HR_SIZE, HR_SIZE), np.uint8))
+    _write_manifest(pairs_dir, rows)
+
+
+def duplicate_across_splits(pairs_dir: Path) -> None:
+    """Test pair img6 is a copy of train pair img1 under another name and group."""
+    rows = _read_manifest(pairs_dir)
+    for side in ("hr", "lr"):
+        (pairs_dir / f"{side}/img6.png").write_bytes((pairs_dir / f"{side}/img1.png").read_bytes())
+        rows[6][f"{side}_sha256"] = rows[1][f"{side}_sha256"]
+    _write_manifest(pairs_dir, rows)
+
+
+def missing_file(pairs_dir: Path) -> None:
+    (pairs_dir / "lr/img1.png").unlink()
+
+
+def group_in_two_splits(pairs_dir: Path) -> None:
+    rows = _read_manifest(pairs_dir)
+    rows[6]["group"] = rows[1]["group"]  # a test crop of a training photo leaks it
+    _write_manifest(pairs_dir, rows)
+
+
+@pytest.mark.parametrize(
+    ("spoil", "check", "named"),
+    [
+        (lr_not_a_quarter, "HR size is LR size x 4", "hr/img1.png"),
+        (truncated_png, "HR file decodes as an image", "hr/img1.png"),
+        (grayscale, "HR file is RGB", "hr/img1.png (L)"),
+        (duplicate_across_splits, "identical HR images stay in one split", "hr/img6.png (test)"),
+        (missing_file, "LR file exists", "lr/img1.png"),
+        (group_in_two_splits, "each group (source image) stays in one split",
+         "img6 (photo1, test)"),
+    ],
+    ids=lambda v: getattr(v, "__name__", None),
+)
+def test_bad_pairs_fail_naming_the_file(
+    pairs_dir: Path, tmp_path: Path, spoil: Callable[[Path], None], check: str, named: str
+) -> None:
+    spoil(pairs_dir)
+    with pytest.raises(DataError) as err:
+        run(pairs_dir, tmp_path / "report")
+
+    first, *lines = str(err.value).splitlines()
+    assert first.startswith("validation failed: ")
+    assert first.endswith(f"see {(tmp_path / 'report' / 'index.html').as_posix()}")
+    line = next((l for l in lines if l.strip().startswith(check + ":")), None)
+    assert line is not None, str(err.value)
+    assert named in line
+    assert "img0" not in line  # only the offending rows are named
+
+
+def test_too_few_train_pairs_fails_with_the_count(pairs_dir: Path, tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"at least 10 train pairs: found 4"):
+        run(pairs_dir, tmp_path / "report", ValidateConfig(min_train_pairs=10, min_test_pairs=1))
+
+
+def test_missing_manifest_column_is_reported(pairs_dir: Path, tmp_path: Path) -> None:
+    manifest = pd.read_parquet(pairs_dir / "manifest.parquet").drop(columns=["hr_sha256"])
+    manifest.to_parquet(pairs_dir / "manifest.parquet", index=False)
+    with pytest.raises(DataError, match=r"manifest has all required columns: missing hr_sha256"):
+        run(pairs_dir, tmp_path / "report")
+
+
+def test_missing_manifest_says_what_to_run(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match=r"no manifest at .*dvc repro pairs"):
+        run(tmp_path / "nothing", tmp_path / "report")
+
+
+# --- the report ---------------------------------------------------------------------------
+
+
+def test_failure_still_writes_the_report(pairs_dir: Path, tmp_path: Path) -> None:
+    missing_file(pairs_dir)
+    report_dir = tmp_path / "report"
+    with pytest.raises(DataError):
+        run(pairs_dir, report_dir)
+
+    summary = json.loads((report_dir / "summary.json").read_text())
+    assert summary["success"] is False and summary["failed"] == 1
+    (failure,) = summary["failures"]
+    assert failure["column"] == "lr_file_exists"
+    assert failure["rows"] == ["img1"]
+    assert (report_dir / "index.html").is_file()
+
+
+def test_existing_report_is_replaced_not_merged(pairs_dir: Path, tmp_path: Path) -> None:
+    report_dir = tmp_path / "report"
+    report_dir.mkdir()
+    (report_dir / "stale.html").write_text("from an older run")
+
+    run(pairs_dir, report_dir)
+
+    assert not (report_dir / "stale.html").exists()
+    assert (report_dir / "index.html").is_file()
