@@ -1,0 +1,426 @@
+"""MLflow in one place: where runs are stored, how they are tagged, the registry.
+
+The default store is a SQLite file at the repository root
+(``sqlite:////abs/repo/mlflow.db``) with artifacts beside it in
+``mlartifacts/``; ``MLFLOW_TRACKING_URI`` points everything at a real server
+instead. A remote server is probed before use, so a dead one fails in seconds
+with one line rather than after MLflow's minutes of retries.
+
+Stages share one run: ``train`` starts it and records its id, ``evaluate``
+and ``export`` resume it through :func:`start_run`. ``export`` calls
+:func:`register_generator`, which adds a registry version, aliases it
+``challenger`` and moves ``champion`` only when the new version is better.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import math
+import os
+import subprocess
+import tempfile
+import threading
+from collections.abc import Iterator
+from contextlib import AbstractContextManager, contextmanager, nullcontext
+from importlib import metadata
+from pathlib import Path
+from typing import Any
+
+import keras
+import mlflow
+import numpy as np
+import requests
+from mlflow import ActiveRun, MlflowClient
+from mlflow.entities import LifecycleStage
+from mlflow.exceptions import MlflowException
+from mlflow.models import ModelSignature
+from mlflow.types.schema import Schema, TensorSpec
+from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
+
+import gansr.models.layers  # noqa: F401  registers gansr>DepthToSpace etc. for deserialization
+from gansr.config import TrackingConfig
+from gansr.errors import TrackingError
+
+CHAMPION = "champion"
+CHALLENGER = "challenger"
+MODEL_NAME = "generator"  # the logged model's name inside a run
+ROOT_MARKERS = ("params.yaml", "dvc.yaml")
+# One probe of a remote server, DNS included; a healthy server answers in milliseconds.
+PROBE_TIMEOUT_S = 5.0
+# Installed packages a loaded generator needs; mlflow itself is added by MLflow.
+RUNTIME_PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "numpy")
+
+# Batch × any height × any width × RGB, in and out: the generator is fully convolutional.
+_IMAGE_BATCH = TensorSpec(np.dtype(np.float32), (-1, -1, -1, 3))
+SIGNATURE = ModelSignature(inputs=Schema([_IMAGE_BATCH]), outputs=Schema([_IMAGE_BATCH]))
+
+
+def repo_root() -> Path:
+    """The nearest directory at or above the CWD holding params.yaml or dvc.yaml (else the CWD)."""
+    cwd = Path.cwd().resolve()
+    for folder in (cwd, *cwd.parents):
+        if any((folder / marker).is_file() for marker in ROOT_MARKERS):
+            return folder
+    return cwd
+
+
+def tracking_uri(root: Path) -> str:
+    """``MLFLOW_TRACKING_URI`` if set, else the SQLite store of the repository at ``root``."""
+    uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
+    return uri or f"sqlite:///{_store_root(root) / 'mlflow.db'}"
+
+
+def connect(root: Path) -> str:
+    """Point MLflow at the tracking store for ``root`` (probing a remote one first); return its URI."""
+    uri = tracking_uri(root)
+    _quiet_mlflow()
+    if uri.startswith(("http://", "https://")):
+        _check_reachable(uri)
+    # mlflow.set_tracking_uri also exports MLFLOW_TRACKING_URI; put the variable back so it
+    # keeps meaning "the user's choice" and a later call with another root is not pinned here.
+    before = os.environ.get("MLFLOW_TRACKING_URI")
+    mlflow.set_tracking_uri(uri)
+    if before is None:
+        os.environ.pop("MLFLOW_TRACKING_URI", None)
+    else:
+        os.environ["MLFLOW_TRACKING_URI"] = before
+    return uri
+
+
+def configure(root: Path, experiment: str) -> str:
+    """Connect and make sure ``experiment`` exists; return its id.
+
+    It is deliberately not made MLflow's active experiment: that would stop a
+    later stage from resuming a run recorded under a since-renamed experiment.
+    """
+    uri = connect(root)
+    try:
+        client = MlflowClient()  # raises here for an unsupported or retired (file:) store
+        found = client.get_experiment_by_name(experiment)
+        if found is None:
+            experiment_id = _create_experiment(client, experiment, _artifact_location(uri))
+        elif found.lifecycle_stage == LifecycleStage.DELETED:
+            raise TrackingError(
+                f"MLflow experiment '{experiment}' in {uri} is deleted; restore it in the MLflow UI "
+                f"or purge it with `mlflow gc --backend-store-uri {uri}`"
+            )
+        else:
+            experiment_id = found.experiment_id
+    except MlflowException as exc:
+        raise TrackingError(f"cannot use MLflow experiment '{experiment}' in {uri}: {_reason(exc)}") from exc
+    return experiment_id
+
+
+def run_tags(root: Path) -> dict[str, str]:
+    """Tags that trace a run back to code (git commit) and data (dvc.lock hash)."""
+    commit = _git(root, "rev-parse", "HEAD")
+    status = _git(root, "status", "--porcelain", "--untracked-files=no")
+    lock = root / "dvc.lock"
+    return {
+        "git.commit": commit or "unknown",
+        "git.dirty": "unknown" if status is None else str(bool(status)).lower(),
+        "dvc.lock.sha256": hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else "none",
+    }
+
+
+@contextmanager
+def start_run(
+    root: Path,
+    experiment: str,
+    run_name: str,
+    resume_run_id: str | None = None,
+    *,
+    log_system_metrics: bool | None = None,
+) -> Iterator[ActiveRun]:
+    """Resume ``resume_run_id`` if this store has it (and it is not deleted), else start a new run.
+
+    The run is tagged with :func:`run_tags` on every entry, so it carries the
+    commit and dvc.lock of the latest stage that touched it. MLflow marks it
+    FAILED if the body raises.
+    """
+    experiment_id = configure(root, experiment)
+    resumable = resume_run_id is not None and _run_exists(resume_run_id)
+    if resumable:
+        run = mlflow.start_run(run_id=resume_run_id, log_system_metrics=log_system_metrics)
+    else:
+        run = mlflow.start_run(
+            experiment_id=experiment_id, run_name=run_name, log_system_metrics=log_system_metrics
+        )
+    with run:
+        mlflow.set_tags(run_tags(root))
+        yield run
+
+
+def register_generator(
+    model: keras.Model,
+    run_id: str,
+    metrics: dict[str, float],
+    cfg: TrackingConfig,
+    root: Path,
+) -> dict[str, Any]:
+    """Log ``model`` to run ``run_id``, register it as a new version and set its aliases.
+
+    The new version always becomes ``challenger``; it becomes ``champion`` when
+    there is none yet, or when its ``cfg.champion_metric`` (higher is better)
+    beats the champion's by more than ``cfg.champion_margin``. Returns the
+    version, its aliases, the champion after the decision and the decision text.
+    """
+    metric, name = cfg.champion_metric, cfg.registered_model
+    if metric not in metrics:
+        have = ", ".join(sorted(metrics)) or "none"
+        raise TrackingError(f"metrics lack tracking.champion_metric '{metric}' (have: {have})")
+    score = float(metrics[metric])
+    connect(root)
+    client = MlflowClient()
+    version_tags = {**run_tags(root), **_metric_tags(metrics)}
+    try:
+        with _in_run(run_id):
+            new = _log_and_register(client, model, name, run_id, version_tags)
+            champion, champion_score = _champion(client, name, metric)
+            promote, decision = _decide(new, score, champion, champion_score, metric, cfg.champion_margin)
+            _set_aliases(client, name, new, promote, decision)
+    except MlflowException as exc:
+        raise TrackingError(f"cannot register model '{name}': {_reason(exc)}") from exc
+    return {
+        "name": name,
+        "version": new,
+        "model_uri": f"models:/{name}/{new}",
+        "aliases": [CHAMPION, CHALLENGER] if promote else [CHALLENGER],
+        "champion_version": new if promote else champion,
+        "promoted": promote,
+        "decision": decision,
+        "metric": metric,
+        "score": score,
+        "previous_champion_version": champion,
+        "previous_champion_score": champion_score,
+    }
+
+
+def load_registered_generator(uri: str, root: Path | None = None) -> keras.Model:
+    """Load a registered generator, e.g. ``models:/gansr@champion``, with Keras safe mode on."""
+    connect(root or repo_root())
+    # Download into a folder we own and delete: MLflow would otherwise leave a copy in /tmp.
+    with tempfile.TemporaryDirectory(prefix="gansr-model-") as download:
+        try:
+            model = mlflow.keras.load_model(uri, dst_path=download, load_model_kwargs={"safe_mode": True})
+        except MlflowException as exc:
+            raise TrackingError(f"cannot load {uri}: {_reason(exc)}") from exc
+    if not isinstance(model, keras.Model):
+        raise TrackingError(f"{uri} is not a Keras model (saved as an exported SavedModel?)")
+    return model
+
+
+def _in_run(run_id: str) -> AbstractContextManager[Any]:
+    """The active run if it is ``run_id``, else ``run_id`` resumed for the duration."""
+    active = mlflow.active_run()
+    return nullcontext(active) if active and active.info.run_id == run_id else mlflow.start_run(run_id=run_id)
+
+
+def _log_and_register(
+    client: MlflowClient, model: keras.Model, name: str, run_id: str, tags: dict[str, str]
+) -> int:
+    """Log ``model`` to the active run and register it as a new version of ``name``; return the version."""
+    logged = mlflow.keras.log_model(
+        model,
+        name=MODEL_NAME,
+        signature=SIGNATURE,
+        pip_requirements=_pip_requirements(),
+        metadata={"custom_layers_module": "gansr.models.layers", "gansr_version": _version("gansr")},
+    )
+    _ensure_registered_model(client, name)
+    # The client rather than mlflow.register_model, which prints to stderr.
+    version = client.create_model_version(
+        name, source=logged.model_uri, run_id=run_id, tags=tags, model_id=logged.model_id
+    )
+    new = int(version.version)
+    # What mlflow.register_model would also record: the logged model's page links its version.
+    client.set_logged_model_tags(
+        logged.model_id, {MLFLOW_MODEL_VERSIONS: json.dumps([{"name": name, "version": new}])}
+    )
+    return new
+
+
+def _set_aliases(client: MlflowClient, name: str, new: int, promote: bool, decision: str) -> None:
+    """Alias version ``new`` (challenger, maybe champion) and record why on the version and the run."""
+    client.set_registered_model_alias(name, CHALLENGER, str(new))
+    if promote:
+        client.set_registered_model_alias(name, CHAMPION, str(new))
+    client.set_model_version_tag(name, str(new), "promotion", decision)
+    mlflow.set_tags({"registry.model": name, "registry.version": str(new), "registry.decision": decision})
+
+
+def _store_root(root: Path) -> Path:
+    """The main repository even inside a ``dvc exp run --temp``/queue copy (``<repo>/.dvc/tmp/exps/…``).
+
+    Queued experiments then log to the one store the user opens in ``mlflow ui``.
+    """
+    parts = root.resolve().parts
+    for i in range(len(parts) - 2):
+        if parts[i : i + 3] == (".dvc", "tmp", "exps"):
+            return Path(*parts[:i])
+    return root.resolve()
+
+
+def _artifact_location(uri: str) -> str | None:
+    """Artifacts beside a SQLite store (never a CWD-relative ./mlruns); a server chooses its own."""
+    prefix = "sqlite:///"
+    if not uri.startswith(prefix) or uri == prefix + ":memory:":
+        return None
+    return (Path(uri[len(prefix) :]).resolve().parent / "mlartifacts").as_uri()
+
+
+def _create_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
+    try:
+        return client.create_experiment(name, artifact_location=artifact_location)
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+        # Another stage or queued experiment created it in between.
+        return client.get_experiment_by_name(name).experiment_id
+
+
+def _ensure_registered_model(client: MlflowClient, name: str) -> None:
+    try:
+        client.create_registered_model(name, description="gansr super-resolution generator")
+    except MlflowException as exc:
+        if exc.error_code != "RESOURCE_ALREADY_EXISTS":
+            raise
+
+
+def _run_exists(run_id: str) -> bool:
+    try:
+        run = MlflowClient().get_run(run_id)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return False
+        raise
+    return run.info.lifecycle_stage != LifecycleStage.DELETED
+
+
+def _champion(client: MlflowClient, name: str, metric: str) -> tuple[int | None, float | None]:
+    """The current champion version and its score (version tag first, then its run's metric)."""
+    try:
+        version = client.get_model_version_by_alias(name, CHAMPION)
+    except MlflowException as exc:
+        if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
+            return None, None
+        raise
+    try:
+        return int(version.version), float(version.tags[metric])
+    except (KeyError, ValueError):
+        pass
+    if version.run_id:
+        try:
+            return int(version.version), client.get_run(version.run_id).data.metrics.get(metric)
+        except MlflowException:
+            pass  # the champion's run was purged; its score is unknown
+    return int(version.version), None
+
+
+def _decide(
+    new: int, score: float, champion: int | None, champion_score: float | None, metric: str, margin: float
+) -> tuple[bool, str]:
+    """Whether version ``new`` takes the champion alias, and why, in one line."""
+    mine = f"v{new} ({metric} {_fmt(metric, score)})"
+    if not math.isfinite(score):
+        kept = f"champion v{champion} kept" if champion else "no champion set"
+        return False, f"challenger: {mine} is not a finite score; {kept}"
+    if champion is None:
+        return True, f"champion: {mine}, no previous champion"
+    if champion_score is None or not math.isfinite(champion_score):
+        return False, f"challenger: {mine}; champion v{champion} has no {metric} to compare, kept"
+    by = f" by more than {margin:g}" if margin else ""
+    theirs = f"v{champion} ({_fmt(metric, champion_score)})"
+    if score > champion_score + margin:
+        return True, f"champion: {mine} beats {theirs}{by}"
+    return False, f"challenger: {mine} does not beat champion {theirs}{by}"
+
+
+def _metric_tags(metrics: dict[str, Any]) -> dict[str, str]:
+    """Numeric metrics as version tags, so a version's scores show in the registry without its run."""
+    return {
+        key: repr(float(value))
+        for key, value in metrics.items()
+        if isinstance(value, (int, float, np.number)) and not isinstance(value, bool)
+    }
+
+
+def _fmt(metric: str, value: float) -> str:
+    return f"{value:.2f} dB" if "psnr" in metric.lower() else f"{value:.4f}"
+
+
+def _pip_requirements() -> list[str]:
+    """Exact pins of the installed runtime packages; faster and surer than MLflow's inference."""
+    return [f"{name}=={version}" for name in RUNTIME_PACKAGES if (version := _version(name))]
+
+
+def _version(distribution: str) -> str | None:
+    try:
+        return metadata.version(distribution)
+    except metadata.PackageNotFoundError:
+        return None
+
+
+def _git(root: Path, *args: str) -> str | None:
+    """Output of a git command in ``root``, or None outside a repository or without git."""
+    try:
+        done = subprocess.run(
+            ["git", "-C", str(root), *args], capture_output=True, text=True, timeout=10, check=False
+        )
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return done.stdout.strip() if done.returncode == 0 else None
+
+
+def _check_reachable(uri: str) -> None:
+    """Raise TrackingError unless the server at ``uri`` answers within PROBE_TIMEOUT_S.
+
+    The probe runs in a daemon thread so even a stalled DNS lookup, which
+    requests' timeouts do not cover, cannot hold the caller.
+    """
+    outcome: list[str | None] = []
+    probe = threading.Thread(target=lambda: outcome.append(_probe(uri)), daemon=True)
+    probe.start()
+    probe.join(PROBE_TIMEOUT_S)
+    problem = outcome[0] if outcome else f"no answer within {PROBE_TIMEOUT_S:g} s"
+    if problem:
+        raise TrackingError(f"MLflow tracking server at {uri} is unreachable: {problem}")
+
+
+def _probe(uri: str) -> str | None:
+    """None if ``<uri>/health`` answers without a server error, else what went wrong."""
+    try:
+        # Any answer below 500 means a server is there; auth or proxy quirks surface later.
+        response = requests.get(f"{uri.rstrip('/')}/health", timeout=PROBE_TIMEOUT_S)
+    except requests.Timeout:
+        return f"no answer within {PROBE_TIMEOUT_S:g} s"
+    except requests.ConnectionError as exc:
+        return _root_cause(exc)
+    except requests.RequestException as exc:
+        return str(exc)
+    return f"HTTP {response.status_code} from /health" if response.status_code >= 500 else None
+
+
+def _reason(exc: MlflowException) -> str:
+    """MLflow's message on one line (some span several, with stray indentation)."""
+    return " ".join(exc.message.split())
+
+
+def _root_cause(exc: BaseException) -> str:
+    """The innermost reason (e.g. 'Connection refused') instead of urllib3's nested repr."""
+    while exc.__cause__ or exc.__context__:
+        exc = exc.__cause__ or exc.__context__
+    reason = getattr(exc, "strerror", None) or str(exc)
+    return reason.splitlines()[0] if reason else type(exc).__name__
+
+
+def _quiet_mlflow() -> None:
+    """Keep schema-migration INFO lines and download progress bars off the console.
+
+    A user's own MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR still wins.
+    """
+    for name in ("mlflow.store.db.utils", "alembic"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
