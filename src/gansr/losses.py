@@ -1,0 +1,63 @@
+"""Generator and discriminator losses, as pure functions of tensors.
+
+All losses are computed in float32, whatever the training precision.
+"""
+
+from __future__ import annotations
+
+import tensorflow as tf
+
+
+def pixel_loss(sr: tf.Tensor, hr: tf.Tensor, kind: str = "l1") -> tf.Tensor:
+    """L_resolution: mean |G(x_LR) − x_HR| (l1) or mean (G(x_LR) − x_HR)² (l2)."""
+    diff = tf.cast(sr, tf.float32) - tf.cast(hr, tf.float32)
+    return tf.reduce_mean(tf.abs(diff) if kind == "l1" else tf.square(diff))
+
+
+def perceptual_loss(sr_features: list[tf.Tensor], hr_features: list[tf.Tensor]) -> tf.Tensor:
+    """L_content: mean L1 distance between backbone features (Johnson et al. 2016)."""
+    return tf.add_n([tf.reduce_mean(tf.abs(s - h)) for s, h in zip(sr_features, hr_features)]) / len(
+        sr_features
+    )
+
+
+def gram_matrix(features: tf.Tensor) -> tf.Tensor:
+    """G_ij = Σ_xy F_xyi F_xyj / (H·W): channel co-activations (Gatys et al. 2016)."""
+    height_width = tf.cast(tf.shape(features)[1] * tf.shape(features)[2], tf.float32)
+    return tf.einsum("bxyi,bxyj->bij", features, features) / height_width
+
+
+def gram_style_loss(sr_features: list[tf.Tensor], style_grams: list[tf.Tensor]) -> tf.Tensor:
+    """L_style: mean squared distance between Gram matrices of G(x) and the style image."""
+    return tf.add_n(
+        [tf.reduce_mean(tf.square(gram_matrix(f) - g)) for f, g in zip(sr_features, style_grams)]
+    ) / len(sr_features)
+
+
+def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor,
+                       gan_type: str = "relativistic") -> tf.Tensor:
+    """D's loss on logits; ``softplus(-x) = −log σ(x)`` keeps it numerically stable.
+
+    relativistic (ESRGAN, Wang et al. 2018): D judges whether real is more
+    realistic than the average fake, and vice versa.
+    nonsaturating (Goodfellow et al. 2014): −log D(x) − log(1 − D(G(z))).
+    """
+    real, fake = _relative(real_logits, fake_logits, gan_type)
+    return tf.reduce_mean(tf.nn.softplus(-real)) + tf.reduce_mean(tf.nn.softplus(fake))
+
+
+def generator_adversarial_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor,
+                               gan_type: str = "relativistic") -> tf.Tensor:
+    """L_adv for G: the discriminator's loss with the labels swapped."""
+    real, fake = _relative(real_logits, fake_logits, gan_type)
+    if gan_type == "relativistic":
+        return tf.reduce_mean(tf.nn.softplus(real)) + tf.reduce_mean(tf.nn.softplus(-fake))
+    return tf.reduce_mean(tf.nn.softplus(-fake))  # non-saturating: −log D(G(z))
+
+
+def _relative(real_logits: tf.Tensor, fake_logits: tf.Tensor, gan_type: str) -> tuple[tf.Tensor, tf.Tensor]:
+    real = tf.cast(real_logits, tf.float32)
+    fake = tf.cast(fake_logits, tf.float32)
+    if gan_type == "relativistic":
+        return real - tf.reduce_mean(fake), fake - tf.reduce_mean(real)
+    return real, fake
