@@ -1,0 +1,85 @@
+"""The training loop both phases share: resume, step, guard, log, checkpoint.
+
+All resumable state (step counter, models, EMA, optimizers) lives in one
+``tf.train.Checkpoint``; a killed run restarts from its last checkpoint.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import tensorflow as tf
+from tqdm import tqdm
+
+from gansr.errors import GansrError
+
+log = logging.getLogger(__name__)
+
+StepFn = Callable[[tf.Tensor, tf.Tensor], Mapping[str, tf.Tensor]]
+LogFn = Callable[[int, dict[str, float]], None]
+
+
+@dataclass(frozen=True)
+class LoopSettings:
+    """How long to train and how often to log and checkpoint."""
+
+    steps: int
+    checkpoint_every: int
+    log_every: int
+    description: str
+
+
+class NonFiniteLossError(GansrError):
+    """A loss became NaN or infinite; the last good checkpoint is kept."""
+
+
+def run_loop(
+    step_fn: StepFn,
+    batches: Callable[[int], Iterator[tuple[tf.Tensor, tf.Tensor]]],
+    state: Mapping[str, Any],
+    checkpoint_dir: Path,
+    settings: LoopSettings,
+    on_log: LogFn,
+) -> dict[str, float]:
+    """Train until ``settings.steps``, resuming from ``checkpoint_dir`` if it holds a checkpoint.
+
+    ``batches(start_step)`` returns the input iterator; ``state`` maps names to
+    every trackable object that must survive a restart. Returns the losses of
+    the last step.
+    """
+    step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
+    checkpoint = tf.train.Checkpoint(step=step, **state)
+    manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
+    if manager.latest_checkpoint:
+        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
+        log.info("resumed %s from step %d (%s)", settings.description, int(step), manager.latest_checkpoint)
+    start = int(step)
+    losses: dict[str, float] = {}
+    iterator = batches(start)
+    with tqdm(total=settings.steps, initial=start, desc=settings.description, unit="step",
+              dynamic_ncols=True, mininterval=1.0) as bar:
+        for current in range(start + 1, settings.steps + 1):
+            lr, hr = next(iterator)
+            losses = {name: float(value) for name, value in step_fn(lr, hr).items()}
+            if not all(math.isfinite(v) for v in losses.values()):
+                raise NonFiniteLossError(
+                    f"{settings.description}: non-finite loss at step {current} ({_fmt(losses)}); "
+                    f"last good checkpoint: {manager.latest_checkpoint or 'none'}"
+                )
+            step.assign(current)
+            if current % settings.log_every == 0 or current == settings.steps:
+                on_log(current, losses)
+                bar.set_postfix_str(_fmt(losses), refresh=False)
+            if current % settings.checkpoint_every == 0:
+                manager.save(checkpoint_number=current)
+            bar.update(1)
+    return losses
+
+
+def _fmt(losses: Mapping[str, float]) -> str:
+    return ", ".join(f"{k}={v:.4g}" for k, v in losses.items())

@@ -1,0 +1,170 @@
+"""The two training phases, each a DVC stage and an MLflow run.
+
+1. ``train_psnr``: PSNR-oriented pretraining with the pixel loss only.
+2. ``train_gan``: adversarial fine-tuning from the pretrained EMA weights,
+   with pixel + perceptual + adversarial losses.
+
+Each phase keeps its checkpoints outside DVC's outputs, in a folder keyed by
+everything that determines the result (params, data, initial weights), so a
+killed run resumes and a changed one starts fresh. The EMA generator is saved
+as ``<out_dir>/generator.keras`` with ``training.json`` beside it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import shutil
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import keras
+import mlflow
+import tensorflow as tf
+
+from gansr import tracking
+from gansr.atomic import atomic_path
+from gansr.config import Params
+from gansr.data.dataset import training_dataset
+from gansr.data.pairs import read_manifest
+from gansr.models.backbone import build_backbone
+from gansr.models.discriminator import build_discriminator
+from gansr.models.generator import build_generator
+from gansr.training.loop import LoopSettings, run_loop
+from gansr.training.precision import apply_precision, float32_policy, make_optimizer
+from gansr.training.steps import GanWeights, make_gan_step, make_pretrain_step
+
+log = logging.getLogger(__name__)
+
+GENERATOR_FILE = "generator.keras"
+SUMMARY_FILE = "training.json"
+RUN_FILE = "mlflow_run.json"
+
+
+def train_psnr(params: Params, pairs_dir: Path, out_dir: Path, checkpoints: Path, root: Path) -> dict[str, Any]:
+    """Pretrain the generator on the pixel loss; save its EMA weights to ``out_dir``."""
+    train = params.train
+    policy = apply_precision(train.precision)
+    keras.utils.set_random_seed(params.seed)
+    generator = _generator(params)
+    with float32_policy():
+        ema = _generator(params, name="generator_ema")
+    ema.set_weights(generator.get_weights())
+    warmup = max(1, train.pretrain_steps // 50)
+    schedule = keras.optimizers.schedules.CosineDecay(
+        0.0, train.pretrain_steps - warmup, alpha=0.01,
+        warmup_target=train.pretrain_lr, warmup_steps=warmup,
+    )
+    optimizer = make_optimizer(schedule, policy)
+    optimizer.build(generator.trainable_variables)
+    step = make_pretrain_step(generator, ema, optimizer, params.loss.pixel, train.ema_decay)
+    state = {"generator": generator, "ema": ema, "optimizer": optimizer}
+    key = _checkpoint_key("psnr", params.seed, params.scale, params.model, train, params.loss.pixel,
+                          pairs_dir / "manifest.parquet")
+    settings = LoopSettings(train.pretrain_steps, train.checkpoint_every, train.log_every, "pretrain")
+    return _run_phase("psnr", params, pairs_dir, out_dir, checkpoints / f"psnr-{key}", root,
+                      step, state, ema, settings, policy, extra={})
+
+
+def train_gan(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, checkpoints: Path,
+              root: Path) -> dict[str, Any]:
+    """Fine-tune the pretrained generator adversarially; save its EMA weights to ``out_dir``."""
+    train, loss = params.train, params.loss
+    policy = apply_precision(train.precision)
+    keras.utils.set_random_seed(params.seed)
+    pretrained = keras.saving.load_model(init_dir / GENERATOR_FILE, safe_mode=True)
+    generator = _generator(params)
+    generator.set_weights(pretrained.get_weights())
+    with float32_policy():
+        ema = _generator(params, name="generator_ema")
+    ema.set_weights(pretrained.get_weights())
+    discriminator = build_discriminator(params.model.disc_channels)
+    backbone = build_backbone(loss.backbone, loss.vgg19_weights)
+    g_optimizer = make_optimizer(train.gan_lr, policy, beta_1=0.9, beta_2=0.99)
+    d_optimizer = make_optimizer(train.gan_lr, policy, beta_1=0.9, beta_2=0.99)
+    g_optimizer.build(generator.trainable_variables)
+    d_optimizer.build(discriminator.trainable_variables)
+    weights = GanWeights(loss.pixel_weight, loss.perceptual_weight, loss.adversarial_weight)
+    step = make_gan_step(generator, ema, discriminator, g_optimizer, d_optimizer, backbone,
+                         weights, loss.pixel, loss.gan_type, train.ema_decay)
+    state = {"generator": generator, "ema": ema, "discriminator": discriminator,
+             "g_optimizer": g_optimizer, "d_optimizer": d_optimizer}
+    key = _checkpoint_key("gan", params.seed, params.scale, params.model, train, loss,
+                          pairs_dir / "manifest.parquet", init_dir / GENERATOR_FILE)
+    settings = LoopSettings(train.gan_steps, train.checkpoint_every, train.log_every, "gan")
+    return _run_phase("gan", params, pairs_dir, out_dir, checkpoints / f"gan-{key}", root,
+                      step, state, ema, settings, policy, extra={"backbone": backbone.kind})
+
+
+def _generator(params: Params, name: str = "generator") -> keras.Model:
+    return build_generator(params.scale, params.model.channels, params.model.blocks, name=name)
+
+
+def _run_phase(phase: str, params: Params, pairs_dir: Path, out_dir: Path, checkpoint_dir: Path,
+               root: Path, step, state: dict[str, Any], ema: keras.Model, settings: LoopSettings,
+               policy: str, extra: dict[str, str]) -> dict[str, Any]:
+    manifest = read_manifest(pairs_dir)
+    train = params.train
+
+    def batches(start: int) -> Iterator[tuple[tf.Tensor, tf.Tensor]]:
+        # A resumed run draws fresh crops instead of replaying the first ones.
+        return iter(training_dataset(manifest, pairs_dir, params.scale, train.patch_size,
+                                     train.batch_size, seed=params.seed + start))
+
+    checkpoint_dir.mkdir(parents=True, exist_ok=True)
+    run_file = checkpoint_dir / RUN_FILE
+    resume_id = json.loads(run_file.read_text())["run_id"] if run_file.is_file() else None
+    started = time.monotonic()
+    with tracking.start_run(root, params.tracking.experiment, run_name=phase,
+                            resume_run_id=resume_id) as run:
+        run_file.write_text(json.dumps({"run_id": run.info.run_id}))
+        if resume_id is None:
+            mlflow.log_params(_flat_params(params))
+            mlflow.set_tags({"gansr.phase": phase, "gansr.precision": policy, **{
+                f"gansr.{k}": v for k, v in extra.items()}})
+        if extra.get("backbone") == "random":
+            mlflow.set_tag("gansr.warning", "VGG19 weights unavailable: random-filter backbone used")
+
+        def on_log(current: int, values: dict[str, float]) -> None:
+            mlflow.log_metrics({f"{phase}/{k}": v for k, v in values.items()}, step=current)
+
+        final = run_loop(step, batches, state, checkpoint_dir, settings, on_log)
+        seconds = time.monotonic() - started
+        summary = {"phase": phase, "run_id": run.info.run_id, "steps": settings.steps,
+                   "precision": policy, "final_losses": final, "seconds_this_attempt": round(seconds, 1),
+                   **extra}
+        mlflow.log_metric(f"{phase}/train_seconds", seconds)
+        with atomic_path(out_dir) as tmp:
+            tmp.mkdir()
+            ema.save(tmp / GENERATOR_FILE)
+            (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+    # The outputs are in place: the checkpoints have served their purpose.
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return summary
+
+
+def _flat_params(params: Params) -> dict[str, Any]:
+    flat: dict[str, Any] = {}
+    for section, value in dataclasses.asdict(params).items():
+        if isinstance(value, dict):
+            flat.update({f"{section}.{k}": v for k, v in value.items()})
+        else:
+            flat[section] = value
+    return flat
+
+
+def _checkpoint_key(*parts: Any) -> str:
+    """A short hash of everything that determines a phase's result."""
+    digest = hashlib.sha256()
+    for part in parts:
+        if isinstance(part, Path):
+            digest.update(hashlib.sha256(part.read_bytes()).digest())
+        elif dataclasses.is_dataclass(part):
+            digest.update(json.dumps(dataclasses.asdict(part), sort_keys=True).encode())
+        else:
+            digest.update(repr(part).encode())
+    return digest.hexdigest()[:12]

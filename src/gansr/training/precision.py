@@ -1,0 +1,70 @@
+"""Choosing and applying the Keras mixed-precision policy (``train.precision``)."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import keras
+import tensorflow as tf
+
+log = logging.getLogger(__name__)
+
+# CPU flags that make bfloat16 matmuls/convolutions native (oneDNN uses them).
+BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
+
+
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True if the CPU advertises AVX512-BF16 or AMX-BF16."""
+    try:
+        flags = cpuinfo.read_text(encoding="utf-8", errors="replace").split()
+    except OSError:
+        return False
+    return any(flag in flags for flag in BF16_CPU_FLAGS)
+
+
+def resolve_precision(setting: str) -> str:
+    """Map ``auto`` to the fastest policy this machine runs well; pass others through.
+
+    auto: mixed_float16 on a CUDA GPU, mixed_bfloat16 on a CPU with native
+    bf16, float32 otherwise.
+    """
+    if setting != "auto":
+        return setting
+    if tf.config.list_physical_devices("GPU"):
+        return "mixed_float16"
+    return "mixed_bfloat16" if cpu_has_native_bf16() else "float32"
+
+
+def apply_precision(setting: str) -> str:
+    """Set the global Keras dtype policy for models built afterwards; return its name."""
+    policy = resolve_precision(setting)
+    keras.mixed_precision.set_global_policy(policy)
+    log.info("precision policy: %s (train.precision: %s)", policy, setting)
+    return policy
+
+
+def make_optimizer(learning_rate: float | keras.optimizers.schedules.LearningRateSchedule,
+                   policy: str, **kwargs: float) -> keras.optimizers.Optimizer:
+    """Adam, wrapped in a LossScaleOptimizer when float16 gradients could underflow."""
+    optimizer = keras.optimizers.Adam(learning_rate, **kwargs)
+    if policy == "mixed_float16":
+        return keras.optimizers.LossScaleOptimizer(optimizer)
+    return optimizer
+
+
+@contextmanager
+def float32_policy() -> Iterator[None]:
+    """Build models inside this block in float32, whatever the global policy.
+
+    The EMA generator, which is evaluated and exported, is kept in float32 so
+    the saved model runs at full precision everywhere.
+    """
+    previous = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy("float32")
+    try:
+        yield
+    finally:
+        keras.mixed_precision.set_global_policy(previous)

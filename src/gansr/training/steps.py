@@ -1,0 +1,72 @@
+"""The two compiled train steps: PSNR-oriented pretraining and GAN fine-tuning."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import keras
+import tensorflow as tf
+
+from gansr import losses
+from gansr.models.backbone import Backbone
+from gansr.training.ema import ema_decay_at, update_ema
+
+
+@dataclass(frozen=True)
+class GanWeights:
+    """Weights of the generator's loss terms in the adversarial phase."""
+
+    pixel: float
+    perceptual: float
+    adversarial: float
+
+
+def make_pretrain_step(generator: keras.Model, ema: keras.Model, optimizer: keras.optimizers.Optimizer,
+                       pixel_kind: str, ema_decay: float):
+    """One step of L_resolution minimisation, then an EMA update."""
+
+    @tf.function(jit_compile=False, reduce_retracing=True)
+    def step(lr: tf.Tensor, hr: tf.Tensor) -> dict[str, tf.Tensor]:
+        with tf.GradientTape() as tape:
+            sr = generator(lr, training=True)
+            loss = losses.pixel_loss(sr, hr, pixel_kind)
+            scaled = optimizer.scale_loss(loss)
+        grads = tape.gradient(scaled, generator.trainable_variables)
+        optimizer.apply_gradients(zip(grads, generator.trainable_variables))
+        update_ema(ema, generator, ema_decay_at(optimizer.iterations, ema_decay))
+        return {"pixel": loss}
+
+    return step
+
+
+def make_gan_step(generator: keras.Model, ema: keras.Model, discriminator: keras.Model,
+                  g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer,
+                  backbone: Backbone, weights: GanWeights, pixel_kind: str, gan_type: str,
+                  ema_decay: float):
+    """One simultaneous G/D update on a shared forward pass, then an EMA update."""
+
+    @tf.function(jit_compile=False, reduce_retracing=True)
+    def step(lr: tf.Tensor, hr: tf.Tensor) -> dict[str, tf.Tensor]:
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            sr = generator(lr, training=True)
+            # One discriminator call on [real; fake] keeps spectral-norm
+            # power iterations to one per step.
+            logits = discriminator(tf.concat([tf.cast(hr, sr.dtype), sr], axis=0), training=True)
+            real_logits, fake_logits = tf.split(logits, 2, axis=0)
+            d_loss = losses.discriminator_loss(real_logits, fake_logits, gan_type)
+            pixel = losses.pixel_loss(sr, hr, pixel_kind)
+            perceptual = losses.perceptual_loss(backbone(sr), backbone(hr))
+            adversarial = losses.generator_adversarial_loss(real_logits, fake_logits, gan_type)
+            g_loss = (weights.pixel * pixel + weights.perceptual * perceptual
+                      + weights.adversarial * adversarial)
+            g_scaled = g_optimizer.scale_loss(g_loss)
+            d_scaled = d_optimizer.scale_loss(d_loss)
+        g_grads = g_tape.gradient(g_scaled, generator.trainable_variables)
+        d_grads = d_tape.gradient(d_scaled, discriminator.trainable_variables)
+        g_optimizer.apply_gradients(zip(g_grads, generator.trainable_variables))
+        d_optimizer.apply_gradients(zip(d_grads, discriminator.trainable_variables))
+        update_ema(ema, generator, ema_decay_at(g_optimizer.iterations, ema_decay))
+        return {"g_total": g_loss, "pixel": pixel, "perceptual": perceptual,
+                "adversarial": adversarial, "d_loss": d_loss}
+
+    return step
