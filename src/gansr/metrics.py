@@ -1,0 +1,50 @@
+"""Image-quality metrics with the SR literature's protocol.
+
+PSNR and SSIM are measured on the luma (Y) channel of ITU-R BT.601 as
+MATLAB's ``rgb2ycbcr`` defines it, after cropping ``scale`` pixels from each
+border, on images quantised to 8 bits, as in EDSR, ESRGAN and BasicSR's tables.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+# BT.601 luma for RGB in [0, 1], giving Y in [16, 235] (MATLAB rgb2ycbcr).
+Y_WEIGHTS = np.array([65.481, 128.553, 24.966])
+Y_OFFSET = 16.0
+
+
+def rgb_to_y(image: np.ndarray) -> np.ndarray:
+    """Y channel (float64, [16, 235]) of an H×W×3 uint8 RGB image."""
+    return image.astype(np.float64) @ (Y_WEIGHTS / 255.0) + Y_OFFSET
+
+
+def crop_border(image: np.ndarray, border: int) -> np.ndarray:
+    """Drop ``border`` pixels on every side (the literature crops ``scale``)."""
+    return image[border:-border, border:-border] if border else image
+
+
+def y_psnr(sr: np.ndarray, hr: np.ndarray, border: int) -> float:
+    """PSNR in dB between the Y channels of two uint8 RGB images."""
+    _check_pair(sr, hr)
+    mse = np.mean((crop_border(rgb_to_y(sr), border) - crop_border(rgb_to_y(hr), border)) ** 2)
+    return float("inf") if mse == 0 else float(10 * np.log10(255.0**2 / mse))
+
+
+def y_ssim(sr: np.ndarray, hr: np.ndarray, border: int) -> float:
+    """SSIM (11×11 Gaussian window, σ = 1.5; Wang et al. 2004) on the Y channel."""
+    _check_pair(sr, hr)
+    y_sr = crop_border(rgb_to_y(sr), border)[None, ..., None]
+    y_hr = crop_border(rgb_to_y(hr), border)[None, ..., None]
+    return float(tf.image.ssim(tf.constant(y_sr), tf.constant(y_hr), max_val=255.0)[0])
+
+
+def to_uint8(image: np.ndarray | tf.Tensor) -> np.ndarray:
+    """Quantise a float image in [0, 1] to uint8, rounding as image writers do."""
+    return np.clip(np.rint(np.asarray(image, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
+
+
+def _check_pair(sr: np.ndarray, hr: np.ndarray) -> None:
+    if sr.shape != hr.shape:
+        raise ValueError(f"image shapes differ: {sr.shape} vs {hr.shape}")

@@ -1,0 +1,56 @@
+"""params.yaml parsing: defaults, typing, and one-line errors naming the key."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from gansr.config import Params, load_params, parse_params
+from gansr.errors import ConfigError
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def test_repository_params_are_valid() -> None:
+    params = load_params(REPO / "params.yaml")
+    assert params.scale == 4
+    assert params.train.patch_size % params.scale == 0
+
+
+def test_every_key_in_params_yaml_is_known() -> None:
+    # parse_params rejects unknown keys, so this also guards against typos.
+    raw = yaml.safe_load((REPO / "params.yaml").read_text())
+    assert isinstance(parse_params(raw), Params)
+
+
+@pytest.mark.parametrize(
+    ("raw", "message"),
+    [
+        ({"train": {"pretrain_steps": -5}}, "train.pretrain_steps must be > 0, got -5"),
+        ({"scale": 5}, "scale must be one of (2, 3, 4), got 5"),
+        ({"train": {"precision": "fp8"}}, "train.precision must be one of"),
+        ({"train": {"batch_size": "16"}}, "train.batch_size must be a int"),
+        ({"loss": {"perceptual_weight": -1}}, "loss.perceptual_weight must be >= 0"),
+        ({"train": {"patch_sise": 96}}, "unknown key train.patch_sise"),
+        ({"scale": 3, "train": {"patch_size": 96}, "pairs": {"min_hr_size": 96}}, None),
+        ({"scale": 4, "train": {"patch_size": 90}}, "train.patch_size must be a multiple of scale"),
+        ({"pairs": {"val_fraction": 0.5, "test_fraction": 0.5}}, "must be < 1"),
+        ({"data": {"source": "folder"}}, "data.folder must be set"),
+        ({"train": 3}, "train must be a mapping"),
+    ],
+)
+def test_bad_values_fail_naming_the_key(raw: dict, message: str | None) -> None:
+    if message is None:
+        parse_params(raw)
+        return
+    with pytest.raises(ConfigError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        parse_params(raw)
+
+
+def test_unreadable_params_file(tmp_path: Path) -> None:
+    bad = tmp_path / "params.yaml"
+    bad.write_text("train: [unclosed")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_params(bad)
+    with pytest.raises(ConfigError, match="cannot read"):
+        load_params(tmp_path / "missing.yaml")

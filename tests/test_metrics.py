@@ -1,0 +1,49 @@
+"""Y-channel PSNR/SSIM with border crop, checked against hand-computed values."""
+
+import numpy as np
+import pytest
+
+from gansr.metrics import crop_border, rgb_to_y, to_uint8, y_psnr, y_ssim
+
+
+def test_y_channel_matches_matlab_rgb2ycbcr() -> None:
+    # MATLAB: rgb2ycbcr(uint8([0 0 0; 255 255 255; 255 0 0])) → Y = 16, 235, 81.
+    pixels = np.array([[[0, 0, 0], [255, 255, 255], [255, 0, 0]]], np.uint8)
+    np.testing.assert_allclose(rgb_to_y(pixels)[0], [16.0, 235.0, 81.481], atol=1e-3)
+
+
+def test_psnr_of_a_known_error() -> None:
+    hr = np.full((20, 20, 3), 100, np.uint8)
+    sr = hr.copy()
+    sr[..., :] += 10  # Y changes by 10 · (65.481 + 128.553 + 24.966) / 255
+    dy = 10 * (65.481 + 128.553 + 24.966) / 255
+    assert y_psnr(sr, hr, border=0) == pytest.approx(10 * np.log10(255**2 / dy**2))
+    assert y_psnr(hr, hr, border=0) == float("inf")
+
+
+def test_border_is_excluded() -> None:
+    rng = np.random.default_rng(0)
+    hr = rng.integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    sr = hr.copy()
+    sr[:4] = 0  # damage only the 4-pixel border band
+    assert y_psnr(sr, hr, border=4) == float("inf")
+    assert y_psnr(sr, hr, border=0) < 30
+    assert crop_border(hr, 4).shape == (24, 24, 3)
+
+
+def test_ssim_is_one_for_identical_and_lower_for_noisy() -> None:
+    rng = np.random.default_rng(0)
+    ramp = np.linspace(40, 200, 48)
+    hr = np.repeat((ramp[:, None] + ramp[None, :] * 0.2)[..., None], 3, axis=2).astype(np.uint8)
+    noisy = np.clip(hr + rng.normal(0, 25, hr.shape), 0, 255).astype(np.uint8)
+    assert y_ssim(hr, hr, border=4) == pytest.approx(1.0)
+    assert y_ssim(noisy, hr, border=4) < 0.9
+
+
+def test_shape_mismatch_is_refused() -> None:
+    with pytest.raises(ValueError, match="shapes differ"):
+        y_psnr(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8), 0)
+
+
+def test_to_uint8_rounds_and_clips() -> None:
+    assert to_uint8(np.array([-0.1, 0.4 / 255, 1.6 / 255, 1.2])).tolist() == [0, 0, 2, 255]
