@@ -164,6 +164,10 @@ class Params:
                 f"train.patch_size must be a multiple of scale ({self.scale}), "
                 f"got {self.train.patch_size}"
             )
+        if self.evaluate.sample_crop < self.scale:
+            raise ConfigError(
+                f"evaluate.sample_crop must be >= scale ({self.scale}), got {self.evaluate.sample_crop}"
+            )
         if self.pairs.min_hr_size < self.train.patch_size:
             raise ConfigError(
                 f"pairs.min_hr_size ({self.pairs.min_hr_size}) must be >= "

@@ -29,7 +29,7 @@ LABEL_HEIGHT = 16
 
 
 @dataclass(frozen=True)
-class TestPair:
+class ImagePair:
     """One test image: its name and decoded LR/HR arrays."""
 
     name: str
@@ -37,18 +37,18 @@ class TestPair:
     hr: np.ndarray
 
 
-def load_test_pairs(manifest: pd.DataFrame, pairs_dir: Path) -> list[TestPair]:
+def load_test_pairs(manifest: pd.DataFrame, pairs_dir: Path) -> list[ImagePair]:
     """Decode the test split; an empty test split is an error, not a silent 0 dB."""
     rows = manifest[manifest["split"] == "test"]
     if rows.empty:
         raise DataError("the test split is empty: raise pairs.test_fraction or add images")
     return [
-        TestPair(row.name, read_rgb(pairs_dir / row.lr_path)[0], read_rgb(pairs_dir / row.hr_path)[0])
+        ImagePair(row.name, read_rgb(pairs_dir / row.lr_path)[0], read_rgb(pairs_dir / row.hr_path)[0])
         for row in rows.itertuples()
     ]
 
 
-def evaluate(variants: dict[str, keras.Model], pairs: list[TestPair], scale: int,
+def evaluate(variants: dict[str, keras.Model], pairs: list[ImagePair], scale: int,
              cfg: EvaluateConfig, metrics_dir: Path, plots_dir: Path) -> dict:
     """Score each variant and bicubic on ``pairs``; write metrics and the sample grid."""
     outputs: dict[str, list[np.ndarray]] = {BASELINE: [bicubic_upscale(p.lr, scale) for p in pairs]}
@@ -91,7 +91,7 @@ def evaluate(variants: dict[str, keras.Model], pairs: list[TestPair], scale: int
     return summary
 
 
-def sample_grid(pairs: list[TestPair], outputs: dict[str, list[np.ndarray]], scale: int,
+def sample_grid(pairs: list[ImagePair], outputs: dict[str, list[np.ndarray]], scale: int,
                 crop: int) -> Image.Image:
     """Rows of centre crops: LR (nearest) | each method | HR, labelled, one row per image."""
     columns = ["LR (nearest)", *outputs, "HR"]

@@ -50,7 +50,7 @@ def run_loop(
 
     ``batches(start_step)`` returns the input iterator; ``state`` maps names to
     every trackable object that must survive a restart. Returns the losses of
-    the last step.
+    the last step run by this call (empty if the checkpoint was already final).
     """
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     checkpoint = tf.train.Checkpoint(step=step, **state)

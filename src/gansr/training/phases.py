@@ -24,6 +24,7 @@ from typing import Any
 
 import keras
 import mlflow
+import pandas as pd
 import tensorflow as tf
 
 from gansr import tracking
@@ -31,10 +32,11 @@ from gansr.atomic import atomic_path
 from gansr.config import Params
 from gansr.data.dataset import training_dataset
 from gansr.data.pairs import read_manifest
+from gansr.inference import load_generator
 from gansr.models.backbone import build_backbone
 from gansr.models.discriminator import build_discriminator
 from gansr.models.generator import build_generator
-from gansr.training.loop import LoopSettings, run_loop
+from gansr.training.loop import LoopSettings, StepFn, run_loop
 from gansr.training.precision import apply_precision, float32_policy, make_optimizer
 from gansr.training.steps import GanWeights, make_gan_step, make_pretrain_step
 
@@ -48,6 +50,7 @@ RUN_FILE = "mlflow_run.json"
 def train_psnr(params: Params, pairs_dir: Path, out_dir: Path, checkpoints: Path, root: Path) -> dict[str, Any]:
     """Pretrain the generator on the pixel loss; save its EMA weights to ``out_dir``."""
     train = params.train
+    manifest = read_manifest(pairs_dir)
     policy = apply_precision(train.precision)
     keras.utils.set_random_seed(params.seed)
     generator = _generator(params)
@@ -56,7 +59,7 @@ def train_psnr(params: Params, pairs_dir: Path, out_dir: Path, checkpoints: Path
     ema.set_weights(generator.get_weights())
     warmup = max(1, train.pretrain_steps // 50)
     schedule = keras.optimizers.schedules.CosineDecay(
-        0.0, train.pretrain_steps - warmup, alpha=0.01,
+        0.0, max(1, train.pretrain_steps - warmup), alpha=0.01,
         warmup_target=train.pretrain_lr, warmup_steps=warmup,
     )
     optimizer = make_optimizer(schedule, policy)
@@ -66,17 +69,18 @@ def train_psnr(params: Params, pairs_dir: Path, out_dir: Path, checkpoints: Path
     key = _checkpoint_key("psnr", params.seed, params.scale, params.model, train, params.loss.pixel,
                           pairs_dir / "manifest.parquet")
     settings = LoopSettings(train.pretrain_steps, train.checkpoint_every, train.log_every, "pretrain")
-    return _run_phase("psnr", params, pairs_dir, out_dir, checkpoints / f"psnr-{key}", root,
-                      step, state, ema, settings, policy, extra={})
+    return _run_phase("psnr", params, manifest, pairs_dir, out_dir, checkpoints / f"psnr-{key}",
+                      root, step, state, ema, settings, policy, extra={})
 
 
 def train_gan(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, checkpoints: Path,
               root: Path) -> dict[str, Any]:
     """Fine-tune the pretrained generator adversarially; save its EMA weights to ``out_dir``."""
     train, loss = params.train, params.loss
+    manifest = read_manifest(pairs_dir)
+    pretrained = load_generator(init_dir / GENERATOR_FILE)
     policy = apply_precision(train.precision)
     keras.utils.set_random_seed(params.seed)
-    pretrained = keras.saving.load_model(init_dir / GENERATOR_FILE, safe_mode=True)
     generator = _generator(params)
     generator.set_weights(pretrained.get_weights())
     with float32_policy():
@@ -96,18 +100,17 @@ def train_gan(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, ch
     key = _checkpoint_key("gan", params.seed, params.scale, params.model, train, loss,
                           pairs_dir / "manifest.parquet", init_dir / GENERATOR_FILE)
     settings = LoopSettings(train.gan_steps, train.checkpoint_every, train.log_every, "gan")
-    return _run_phase("gan", params, pairs_dir, out_dir, checkpoints / f"gan-{key}", root,
-                      step, state, ema, settings, policy, extra={"backbone": backbone.kind})
+    return _run_phase("gan", params, manifest, pairs_dir, out_dir, checkpoints / f"gan-{key}",
+                      root, step, state, ema, settings, policy, extra={"backbone": backbone.kind})
 
 
 def _generator(params: Params, name: str = "generator") -> keras.Model:
     return build_generator(params.scale, params.model.channels, params.model.blocks, name=name)
 
 
-def _run_phase(phase: str, params: Params, pairs_dir: Path, out_dir: Path, checkpoint_dir: Path,
-               root: Path, step, state: dict[str, Any], ema: keras.Model, settings: LoopSettings,
-               policy: str, extra: dict[str, str]) -> dict[str, Any]:
-    manifest = read_manifest(pairs_dir)
+def _run_phase(phase: str, params: Params, manifest: pd.DataFrame, pairs_dir: Path, out_dir: Path,
+               checkpoint_dir: Path, root: Path, step: StepFn, state: dict[str, Any], ema: keras.Model,
+               settings: LoopSettings, policy: str, extra: dict[str, str]) -> dict[str, Any]:
     train = params.train
 
     def batches(start: int) -> Iterator[tuple[tf.Tensor, tf.Tensor]]:
@@ -122,7 +125,7 @@ def _run_phase(phase: str, params: Params, pairs_dir: Path, out_dir: Path, check
     with tracking.start_run(root, params.tracking.experiment, run_name=phase,
                             resume_run_id=resume_id) as run:
         run_file.write_text(json.dumps({"run_id": run.info.run_id}))
-        if resume_id is None:
+        if run.info.run_id != resume_id:  # a new run (the recorded one may have been deleted)
             mlflow.log_params(_flat_params(params))
             mlflow.set_tags({"gansr.phase": phase, "gansr.precision": policy, **{
                 f"gansr.{k}": v for k, v in extra.items()}})

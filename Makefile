@@ -1,0 +1,37 @@
+# gansr: `make run` trains, evaluates and registers a generator end to end;
+# `make test` runs the test suite. Both set up .venv from the lock file first.
+
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(CURDIR)/$(VENV)/bin
+STAMP := $(VENV)/.installed-stamp
+export PATH := $(BIN):$(PATH)
+
+.PHONY: install run test ui lock clean
+
+install: $(STAMP)
+
+$(STAMP): requirements.lock pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
+	$(BIN)/python -m pip install --quiet -r requirements.lock
+	$(BIN)/python -m pip install --quiet --no-deps -e .
+	touch $(STAMP)
+
+run: install
+	dvc repro
+	gansr summary
+
+test: install
+	python -m pytest
+
+ui: install
+	mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port 5000
+
+# Re-pin every dependency after changing pyproject.toml.
+lock: install
+	python -m pip install --quiet -e ".[test]"
+	python -m pip freeze --exclude-editable > requirements.lock
+
+clean:
+	rm -rf data/raw data/pairs reports models metrics plots .dvc/cache .dvc/tmp

@@ -1,0 +1,191 @@
+"""The pipeline's stages as functions of (params, layout), one per DVC stage.
+
+``dvc.yaml`` runs ``stages/<name>.py``, which hands one of these functions to
+:func:`run_stage`. Paths live in :class:`Layout` so tests can run any stage
+against a temporary repository.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from gansr.config import Params, load_params
+from gansr.errors import GansrError
+
+log = logging.getLogger("gansr")
+
+
+@dataclass(frozen=True)
+class Layout:
+    """Where each stage reads and writes, relative to the repository root."""
+
+    root: Path
+
+    @property
+    def raw(self) -> Path:
+        return self.root / "data" / "raw"
+
+    @property
+    def pairs(self) -> Path:
+        return self.root / "data" / "pairs"
+
+    @property
+    def validation(self) -> Path:
+        return self.root / "reports" / "validation"
+
+    @property
+    def checkpoints(self) -> Path:
+        return self.root / "models" / "checkpoints"
+
+    @property
+    def psnr(self) -> Path:
+        return self.root / "models" / "psnr"
+
+    @property
+    def gan(self) -> Path:
+        return self.root / "models" / "gan"
+
+    @property
+    def export(self) -> Path:
+        return self.root / "models" / "export"
+
+    @property
+    def metrics(self) -> Path:
+        return self.root / "metrics"
+
+    @property
+    def plots(self) -> Path:
+        return self.root / "plots"
+
+
+def download(params: Params, layout: Layout) -> None:
+    """Assemble the raw images named by ``data`` into data/raw/."""
+    from gansr.data.sources import fetch_raw
+
+    sources = fetch_raw(params.data, layout.raw)
+    log.info("download: %d images from source %r into %s", len(sources), params.data.source, layout.raw)
+
+
+def pairs(params: Params, layout: Layout) -> None:
+    """Make HR/LR pairs, the split and the manifest in data/pairs/."""
+    from gansr.data.pairs import build_pairs
+
+    manifest = build_pairs(layout.raw, layout.pairs, params.scale, params.seed, params.pairs)
+    counts = manifest["split"].value_counts().to_dict()
+    log.info("pairs: %d pairs (%s) in %s", len(manifest), _counts(counts), layout.pairs)
+
+
+def validate(params: Params, layout: Layout) -> None:
+    """Run the Great Expectations suite over the manifest and the image files."""
+    from gansr.atomic import write_json
+    from gansr.validation import validate_pairs
+
+    summary = validate_pairs(layout.pairs, layout.validation, params.scale,
+                             params.pairs.min_hr_size, params.validate)
+    # Deterministic counts only, so downstream stages rerun when the data changes, not the docs.
+    write_json(layout.metrics / "validation.json", summary)
+    log.info("validate: all expectations met; data docs at %s", layout.validation / "index.html")
+
+
+def pretrain(params: Params, layout: Layout) -> None:
+    """PSNR-oriented pretraining → models/psnr/."""
+    from gansr.training.phases import train_psnr
+
+    summary = train_psnr(params, layout.pairs, layout.psnr, layout.checkpoints, layout.root)
+    log.info("pretrain: done, MLflow run %s", summary["run_id"])
+
+
+def train_gan(params: Params, layout: Layout) -> None:
+    """Adversarial fine-tuning from the pretrained generator → models/gan/."""
+    from gansr.training import phases
+
+    summary = phases.train_gan(params, layout.pairs, layout.psnr, layout.gan, layout.checkpoints,
+                               layout.root)
+    log.info("train_gan: done, MLflow run %s", summary["run_id"])
+
+
+VARIANTS = ("psnr", "gan")
+
+
+def evaluate(params: Params, layout: Layout) -> None:
+    """Score every variant against bicubic on the test split; log to each variant's run."""
+    import mlflow
+
+    from gansr import tracking
+    from gansr.data.pairs import read_manifest
+    from gansr.evaluation import evaluate as run_evaluation
+    from gansr.evaluation import load_test_pairs
+    from gansr.inference import load_generator
+
+    variant_dirs = {name: getattr(layout, name) for name in VARIANTS}
+    models = {name: load_generator(path / "generator.keras") for name, path in variant_dirs.items()}
+    test_pairs = load_test_pairs(read_manifest(layout.pairs), layout.pairs)
+    summary = run_evaluation(models, test_pairs, params.scale, params.evaluate, layout.metrics,
+                             layout.plots)
+    for name, path in variant_dirs.items():
+        with tracking.start_run(layout.root, params.tracking.experiment, run_name=name,
+                                resume_run_id=_run_id(path)):
+            mlflow.log_metrics({f"test/{k}": v for k, v in summary[name].items()})
+            mlflow.log_metrics({f"test/bicubic_{k}": v for k, v in summary["bicubic"].items()})
+            mlflow.log_artifact(str(layout.plots / "samples.png"), "evaluation")
+            mlflow.log_artifact(str(layout.metrics / "per_image.csv"), "evaluation")
+    log.info("evaluate:\n%s", format_eval_table(summary))
+
+
+def export(params: Params, layout: Layout) -> None:
+    """Save the GAN generator to models/export/ and register it in the MLflow Model Registry."""
+    from gansr import tracking
+    from gansr.atomic import atomic_path, write_json
+    from gansr.inference import load_generator
+
+    model = load_generator(layout.gan / "generator.keras")
+    metrics = json.loads((layout.metrics / "eval.json").read_text())["gan"]
+    run_id = _run_id(layout.gan)
+    registration = {"run_id": run_id, **tracking.register_generator(
+        model, run_id, metrics, params.tracking, layout.root)}
+    with atomic_path(layout.export) as tmp:
+        tmp.mkdir()
+        model.save(tmp / "generator.keras")
+        write_json(tmp / "registry.json", registration)
+    log.info("export: %s", registration["decision"])
+
+
+def format_eval_table(summary: dict[str, Any]) -> str:
+    """The evaluation summary as a small aligned text table."""
+    methods = [m for m, v in summary.items() if isinstance(v, dict)]
+    lines = [f"{'method':<10} {'Y-PSNR (dB)':>12} {'SSIM':>8} {'gain (dB)':>10}"]
+    for method in methods:
+        entry = summary[method]
+        gain = f"{entry['gain_db']:+.2f}" if "gain_db" in entry else ""
+        lines.append(f"{method:<10} {entry['y_psnr']:>12.2f} {entry['ssim']:>8.4f} {gain:>10}")
+    return "\n".join(lines)
+
+
+def _run_id(variant_dir: Path) -> str:
+    return json.loads((variant_dir / "training.json").read_text())["run_id"]
+
+
+def _counts(counts: dict[str, int]) -> str:
+    return ", ".join(f"{split} {n}" for split, n in sorted(counts.items()))
+
+
+def run_stage(stage: Callable[[Params, Layout], None], root: Path | None = None) -> None:
+    """Entry point of a DVC stage script: load params, run, turn errors into one line."""
+    logging.basicConfig(level=logging.INFO, format="%(message)s")
+    for noisy in ("mlflow", "alembic", "great_expectations", "absl", "h5py"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    root = root or Path.cwd()
+    try:
+        stage(load_params(root / "params.yaml"), Layout(root))
+    except GansrError as exc:
+        print(f"gansr {stage.__name__}: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"gansr {stage.__name__}: interrupted", file=sys.stderr)
+        sys.exit(130)

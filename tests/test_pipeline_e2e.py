@@ -1,0 +1,151 @@
+"""The real `dvc repro` of the whole pipeline on a copy of the repository, at tiny sizes.
+
+One module-scoped run feeds every assertion: outputs on disk, the metrics
+file, the MLflow runs, the registered version and its aliases, a no-op
+second repro, and the `gansr` CLI on the exported and registered generator.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import yaml
+from mlflow import MlflowClient
+from PIL import Image
+
+REPO = Path(__file__).resolve().parents[1]
+BIN = Path(sys.executable).parent
+COPIED = ("dvc.yaml", "params.yaml", "stages", "src", ".dvc/config", ".dvcignore", ".gitignore")
+TINY = {
+    "pairs": {"min_hr_size": 32},
+    "model": {"channels": 8, "blocks": 1, "disc_channels": 4},
+    "train": {"patch_size": 32, "batch_size": 4, "pretrain_steps": 12, "gan_steps": 6,
+              "checkpoint_every": 5, "log_every": 4},
+    "evaluate": {"sample_crop": 32},
+}
+
+
+def tiny_params() -> dict:
+    params = yaml.safe_load((REPO / "params.yaml").read_text())
+    for section, values in TINY.items():
+        params[section].update(values)
+    return params
+
+
+def make_repo(path: Path) -> Path:
+    """A fresh git + DVC repository holding the pipeline, with tiny params."""
+    path.mkdir(parents=True)
+    for name in COPIED:
+        source = REPO / name
+        target = path / name
+        target.parent.mkdir(parents=True, exist_ok=True)
+        if source.is_dir():
+            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
+        else:
+            shutil.copy2(source, target)
+    (path / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
+    git(path, "init", "-q")
+    git(path, "add", "-A")
+    git(path, "commit", "-q", "-m", "pipeline under test")
+    return path
+
+
+def git(cwd: Path, *args: str) -> None:
+    subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args],
+                   cwd=cwd, check=True)
+
+
+def pipeline_env() -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
+    return env
+
+
+def run(cwd: Path, *command: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(command, cwd=cwd, env=pipeline_env(), capture_output=True, text=True,
+                          timeout=900)
+
+
+@pytest.fixture(scope="module")
+def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    root = make_repo(tmp_path_factory.mktemp("e2e") / "gansr repo")  # a space, on purpose
+    result = run(root, "dvc", "repro")
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    return root
+
+
+def test_every_stage_wrote_its_outputs(repo: Path) -> None:
+    for path in ("data/raw/sources.csv", "data/pairs/manifest.parquet", "reports/validation/index.html",
+                 "metrics/validation.json", "models/psnr/generator.keras", "models/gan/generator.keras",
+                 "metrics/eval.json", "metrics/per_image.csv", "plots/samples.png",
+                 "models/export/generator.keras", "models/export/registry.json", "dvc.lock"):
+        assert (repo / path).is_file(), path
+    # Checkpoints are removed once a phase's outputs are safely in place.
+    assert not any((repo / "models" / "checkpoints").glob("*/checkpoint"))
+
+
+def test_metrics_compare_each_generator_with_bicubic(repo: Path) -> None:
+    metrics = json.loads((repo / "metrics" / "eval.json").read_text())
+    assert metrics["test_images"] >= 1
+    for method in ("bicubic", "psnr", "gan"):
+        assert 10 < metrics[method]["y_psnr"] < 60
+        assert 0 < metrics[method]["ssim"] <= 1
+    for method in ("psnr", "gan"):
+        assert metrics[method]["gain_db"] == pytest.approx(
+            metrics[method]["y_psnr"] - metrics["bicubic"]["y_psnr"], abs=1e-3)
+        assert metrics[method]["megapixels_per_s"] > 0
+    shown = run(repo, "dvc", "metrics", "show")
+    assert "eval.json" in shown.stdout and "gan.y_psnr" in shown.stdout
+
+
+def test_mlflow_runs_and_registry(repo: Path) -> None:
+    client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
+    registration = json.loads((repo / "models" / "export" / "registry.json").read_text())
+    version = client.get_model_version_by_alias("gansr", "champion")
+    assert int(version.version) == registration["version"] == 1
+    assert sorted(client.get_model_version("gansr", version.version).aliases) == ["challenger", "champion"]
+    run_ = client.get_run(version.run_id)
+    assert run_.data.params["train.gan_steps"] == "6"
+    assert "gan/d_loss" in run_.data.metrics and "test/y_psnr" in run_.data.metrics
+    assert len(run_.data.tags["git.commit"]) == 40
+    history = client.get_metric_history(version.run_id, "gan/pixel")
+    assert [m.step for m in history] == [4, 6]
+    artifacts = [a.path for a in client.list_artifacts(version.run_id, "evaluation")]
+    assert "evaluation/samples.png" in artifacts
+
+
+def test_second_repro_is_a_quick_no_op(repo: Path) -> None:
+    started = time.monotonic()
+    result = run(repo, "dvc", "repro")
+    assert result.returncode == 0, result.stderr
+    assert "up to date" in result.stdout
+    assert time.monotonic() - started < 60
+
+
+def test_cli_upscales_with_exported_and_registered_generator(repo: Path) -> None:
+    image = np.random.default_rng(0).integers(0, 256, (10, 14, 4), dtype=np.uint8)
+    Image.fromarray(image, "RGBA").save(repo / "small.png")
+    result = run(repo, "gansr", "upscale", "small.png", "out.png")
+    assert result.returncode == 0, result.stderr
+    assert "alpha" in result.stderr  # RGBA input is converted with a note
+    with Image.open(repo / "out.png") as out:
+        assert out.mode == "RGB" and out.size == (56, 40)
+    result = run(repo, "gansr", "upscale", "small.png", "champion.png", "--model", "models:/gansr@champion")
+    assert result.returncode == 0, result.stderr
+    exported = np.asarray(Image.open(repo / "out.png"))
+    assert np.array_equal(exported, np.asarray(Image.open(repo / "champion.png")))
+
+
+def test_summary_names_run_version_and_ui(repo: Path) -> None:
+    result = run(repo, "gansr", "summary")
+    assert result.returncode == 0, result.stderr
+    assert "version 1" in result.stdout and "champion" in result.stdout
+    assert "make ui" in result.stdout and "bicubic" in result.stdout
