@@ -17,7 +17,7 @@ from gansr.data.pairs import bicubic_downscale, build_pairs, read_manifest
 from gansr.data.sources import fetch_raw
 from gansr.errors import ConfigError, DataError
 # Aliased: pytest would otherwise try to collect a class named Test*.
-from gansr.evaluation import BASELINE, LABEL_HEIGHT, evaluate, load_test_pairs
+from gansr.evaluation import BASELINE, LABEL_HEIGHT, evaluate, load_pairs
 from gansr.evaluation import ImagePair
 from gansr.inference import bicubic_upscale
 from gansr.metrics import y_psnr
@@ -155,7 +155,7 @@ def pairs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def test_test_pairs_are_decoded_from_the_test_split(pairs_dir: Path) -> None:
     manifest = read_manifest(pairs_dir)
-    pairs = load_test_pairs(manifest, pairs_dir)
+    pairs = load_pairs(manifest, pairs_dir)
     assert [p.name for p in pairs] == list(manifest.loc[manifest["split"] == "test", "name"])
     assert len(pairs) == 2
     for p in pairs:
@@ -167,4 +167,4 @@ def test_test_pairs_are_decoded_from_the_test_split(pairs_dir: Path) -> None:
 def test_an_empty_test_split_is_an_error_not_zero_db(pairs_dir: Path) -> None:
     manifest = read_manifest(pairs_dir).assign(split="train")
     with pytest.raises(DataError, match="test split is empty"):
-        load_test_pairs(manifest, pairs_dir)
+        load_pairs(manifest, pairs_dir)

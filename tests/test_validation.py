@@ -161,7 +161,7 @@ def test_missing_manifest_column_is_reported(pairs_dir: Path, tmp_path: Path) ->
 
 
 def test_missing_manifest_says_what_to_run(tmp_path: Path) -> None:
-    with pytest.raises(DataError, match=r"no manifest at .*dvc repro pairs"):
+    with pytest.raises(DataError, match=r"manifest not found \(run the pairs stage first\)"):
         run(tmp_path / "nothing", tmp_path / "report")
 
 

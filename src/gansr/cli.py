@@ -11,7 +11,7 @@ import json
 import sys
 from pathlib import Path
 
-from gansr.errors import GansrError
+from gansr.errors import GansrError, exit_on_error
 
 DEFAULT_MODEL = Path("models") / "export" / "generator.keras"
 
@@ -78,11 +78,5 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     args = build_parser().parse_args(argv)
-    try:
+    with exit_on_error(f"gansr {args.command}"):
         args.func(args)
-    except GansrError as exc:
-        print(f"gansr {args.command}: error: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        print(f"gansr {args.command}: interrupted", file=sys.stderr)
-        sys.exit(130)

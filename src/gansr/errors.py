@@ -1,8 +1,15 @@
 """The one error type that crosses gansr's edges.
 
 Library code raises :class:`GansrError` with a message a user can act on; the
-CLI and the DVC stage entry points print it as one line and exit non-zero.
+CLI and the DVC stage entry points print it as one line and exit non-zero
+(:func:`exit_on_error`).
 """
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 class GansrError(Exception):
@@ -19,3 +26,16 @@ class DataError(GansrError):
 
 class TrackingError(GansrError):
     """The MLflow tracking server or model registry cannot be used."""
+
+
+@contextmanager
+def exit_on_error(prog: str) -> Iterator[None]:
+    """Turn a :class:`GansrError` into one line on stderr and exit 1 (130 on Ctrl-C)."""
+    try:
+        yield
+    except GansrError as exc:
+        print(f"{prog}: error: {exc}", file=sys.stderr)
+        sys.exit(1)
+    except KeyboardInterrupt:
+        print(f"{prog}: interrupted", file=sys.stderr)
+        sys.exit(130)

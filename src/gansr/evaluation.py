@@ -37,15 +37,23 @@ class ImagePair:
     hr: np.ndarray
 
 
-def load_test_pairs(manifest: pd.DataFrame, pairs_dir: Path) -> list[ImagePair]:
-    """Decode the test split; an empty test split is an error, not a silent 0 dB."""
-    rows = manifest[manifest["split"] == "test"]
+def load_pairs(manifest: pd.DataFrame, pairs_dir: Path, split: str = "test") -> list[ImagePair]:
+    """Decode one split; an empty split is an error, not a silent 0 dB."""
+    rows = manifest[manifest["split"] == split]
     if rows.empty:
-        raise DataError("the test split is empty: raise pairs.test_fraction or add images")
+        raise DataError(f"the {split} split is empty: raise pairs.{split}_fraction or add images")
     return [
         ImagePair(row.name, read_rgb(pairs_dir / row.lr_path)[0], read_rgb(pairs_dir / row.hr_path)[0])
         for row in rows.itertuples()
     ]
+
+
+def mean_gain_db(model: keras.Model, pairs: list[ImagePair], scale: int) -> tuple[float, float]:
+    """Mean Y-PSNR of ``model`` on ``pairs`` and its mean gain over bicubic, in dB."""
+    upscale = Upscaler(model)
+    ours = [y_psnr(upscale(p.lr), p.hr, scale) for p in pairs]
+    bicubic = [y_psnr(bicubic_upscale(p.lr, scale), p.hr, scale) for p in pairs]
+    return float(np.mean(ours)), float(np.mean(ours) - np.mean(bicubic))
 
 
 def evaluate(variants: dict[str, keras.Model], pairs: list[ImagePair], scale: int,

@@ -9,59 +9,47 @@ from __future__ import annotations
 
 import json
 import logging
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from gansr.config import Params, load_params
-from gansr.errors import GansrError
+from gansr.errors import exit_on_error
 
 log = logging.getLogger("gansr")
 
 
 @dataclass(frozen=True)
 class Layout:
-    """Where each stage reads and writes, relative to the repository root."""
+    """Where each stage reads and writes; the same relative paths as in dvc.yaml."""
 
     root: Path
+    raw: Path
+    pairs: Path
+    validation: Path
+    checkpoints: Path
+    psnr: Path
+    gan: Path
+    export: Path
+    metrics: Path
+    plots: Path
 
-    @property
-    def raw(self) -> Path:
-        return self.root / "data" / "raw"
-
-    @property
-    def pairs(self) -> Path:
-        return self.root / "data" / "pairs"
-
-    @property
-    def validation(self) -> Path:
-        return self.root / "reports" / "validation"
-
-    @property
-    def checkpoints(self) -> Path:
-        return self.root / "models" / "checkpoints"
-
-    @property
-    def psnr(self) -> Path:
-        return self.root / "models" / "psnr"
-
-    @property
-    def gan(self) -> Path:
-        return self.root / "models" / "gan"
-
-    @property
-    def export(self) -> Path:
-        return self.root / "models" / "export"
-
-    @property
-    def metrics(self) -> Path:
-        return self.root / "metrics"
-
-    @property
-    def plots(self) -> Path:
-        return self.root / "plots"
+    @classmethod
+    def at(cls, root: Path) -> Layout:
+        """The layout of the repository at ``root``."""
+        return cls(
+            root=root,
+            raw=root / "data" / "raw",
+            pairs=root / "data" / "pairs",
+            validation=root / "reports" / "validation",
+            checkpoints=root / "models" / "checkpoints",
+            psnr=root / "models" / "psnr",
+            gan=root / "models" / "gan",
+            export=root / "models" / "export",
+            metrics=root / "metrics",
+            plots=root / "plots",
+        )
 
 
 def download(params: Params, layout: Layout) -> None:
@@ -120,12 +108,12 @@ def evaluate(params: Params, layout: Layout) -> None:
     from gansr import tracking
     from gansr.data.pairs import read_manifest
     from gansr.evaluation import evaluate as run_evaluation
-    from gansr.evaluation import load_test_pairs
+    from gansr.evaluation import load_pairs
     from gansr.inference import load_generator
 
     variant_dirs = {name: getattr(layout, name) for name in VARIANTS}
     models = {name: load_generator(path / "generator.keras") for name, path in variant_dirs.items()}
-    test_pairs = load_test_pairs(read_manifest(layout.pairs), layout.pairs)
+    test_pairs = load_pairs(read_manifest(layout.pairs), layout.pairs, "test")
     summary = run_evaluation(models, test_pairs, params.scale, params.evaluate, layout.metrics,
                              layout.plots)
     for name, path in variant_dirs.items():
@@ -158,7 +146,7 @@ def export(params: Params, layout: Layout) -> None:
 
 def format_eval_table(summary: dict[str, Any]) -> str:
     """The evaluation summary as a small aligned text table."""
-    methods = [m for m, v in summary.items() if isinstance(v, dict)]
+    methods = [m for m in ("bicubic", *VARIANTS) if m in summary]
     lines = [f"{'method':<10} {'Y-PSNR (dB)':>12} {'SSIM':>8} {'gain (dB)':>10}"]
     for method in methods:
         entry = summary[method]
@@ -181,11 +169,5 @@ def run_stage(stage: Callable[[Params, Layout], None], root: Path | None = None)
     for noisy in ("mlflow", "alembic", "great_expectations", "absl", "h5py"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     root = root or Path.cwd()
-    try:
-        stage(load_params(root / "params.yaml"), Layout(root))
-    except GansrError as exc:
-        print(f"gansr {stage.__name__}: error: {exc}", file=sys.stderr)
-        sys.exit(1)
-    except KeyboardInterrupt:
-        print(f"gansr {stage.__name__}: interrupted", file=sys.stderr)
-        sys.exit(130)
+    with exit_on_error(f"gansr {stage.__name__}"):
+        stage(load_params(root / "params.yaml"), Layout.at(root))

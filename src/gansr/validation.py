@@ -23,7 +23,7 @@ from PIL import Image
 
 from gansr.atomic import atomic_path, write_json
 from gansr.config import ValidateConfig
-from gansr.data.pairs import MANIFEST, MANIFEST_COLUMNS, SPLITS
+from gansr.data.pairs import MANIFEST_COLUMNS, SPLITS, read_manifest
 from gansr.errors import DataError
 
 if TYPE_CHECKING:
@@ -52,7 +52,8 @@ def validate_pairs(
     offending files otherwise.
     """
     pairs_dir, report_dir = Path(pairs_dir), Path(report_dir)
-    table = add_file_facts(read_manifest(pairs_dir), pairs_dir, scale)
+    table = add_file_facts(read_manifest(pairs_dir, check_columns=False).reset_index(drop=True),
+                           pairs_dir, scale)
     expectations = build_expectations(scale, min_hr_size, cfg)
     with atomic_path(report_dir) as staged:
         result = _run_suite(table, expectations, staged)
@@ -61,22 +62,6 @@ def validate_pairs(
     if not summary["success"]:
         raise DataError(failure_message(summary, pairs_dir, report_dir))
     return summary
-
-
-def read_manifest(pairs_dir: Path) -> pd.DataFrame:
-    """Load the manifest the ``pairs`` stage wrote, one row per HR/LR pair.
-
-    Unlike :func:`gansr.data.pairs.read_manifest` this accepts missing columns:
-    the suite reports them beside every other problem.
-    """
-    path = pairs_dir / MANIFEST
-    if not path.is_file():
-        raise DataError(f"no manifest at {path}; run `dvc repro pairs` first")
-    try:
-        manifest = pd.read_parquet(path)
-    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
-        raise DataError(f"cannot read {path}: {exc}; rerun `dvc repro pairs`") from exc
-    return manifest.reset_index(drop=True)
 
 
 # --- facts read from the files themselves ----------------------------------------------

@@ -32,7 +32,8 @@ from gansr.atomic import atomic_path
 from gansr.config import Params
 from gansr.data.dataset import training_dataset
 from gansr.data.pairs import read_manifest
-from gansr.inference import load_generator
+from gansr.evaluation import load_pairs, mean_gain_db
+from gansr.inference import Upscaler, load_generator
 from gansr.models.backbone import build_backbone
 from gansr.models.discriminator import build_discriminator
 from gansr.models.generator import build_generator
@@ -139,7 +140,7 @@ def _run_phase(phase: str, params: Params, manifest: pd.DataFrame, pairs_dir: Pa
         seconds = time.monotonic() - started
         summary = {"phase": phase, "run_id": run.info.run_id, "steps": settings.steps,
                    "precision": policy, "final_losses": final, "seconds_this_attempt": round(seconds, 1),
-                   **extra}
+                   **_validate(ema, manifest, pairs_dir, params.scale, phase, settings.steps), **extra}
         mlflow.log_metric(f"{phase}/train_seconds", seconds)
         with atomic_path(out_dir) as tmp:
             tmp.mkdir()
@@ -148,6 +149,18 @@ def _run_phase(phase: str, params: Params, manifest: pd.DataFrame, pairs_dir: Pa
     # The outputs are in place: the checkpoints have served their purpose.
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return summary
+
+
+def _validate(ema: keras.Model, manifest: pd.DataFrame, pairs_dir: Path, scale: int, phase: str,
+              step: int) -> dict[str, float]:
+    """Score the EMA generator on the val split; log the figures and a sample image to MLflow."""
+    if not (manifest["split"] == "val").any():
+        return {}
+    pairs = load_pairs(manifest, pairs_dir, "val")
+    y_psnr, gain = mean_gain_db(ema, pairs, scale)
+    mlflow.log_metrics({f"{phase}/val_y_psnr": y_psnr, f"{phase}/val_gain_db": gain}, step=step)
+    mlflow.log_image(Upscaler(ema)(pairs[0].lr), f"samples/{phase}_{pairs[0].name}.png")
+    return {"val_y_psnr": round(y_psnr, 4), "val_gain_db": round(gain, 4)}
 
 
 def _flat_params(params: Params) -> dict[str, Any]:
