@@ -8,75 +8,18 @@ second repro, and the `gansr` CLI on the exported and registered generator.
 from __future__ import annotations
 
 import json
-import os
-import shutil
-import subprocess
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 import pytest
-import yaml
 from mlflow import MlflowClient
 from PIL import Image
-
-REPO = Path(__file__).resolve().parents[1]
-BIN = Path(sys.executable).parent
-COPIED = ("dvc.yaml", "params.yaml", "stages", "src", ".dvc/config", ".dvcignore", ".gitignore")
-TINY = {
-    "pairs": {"min_hr_size": 32},
-    "model": {"channels": 8, "blocks": 1, "disc_channels": 4},
-    "train": {"patch_size": 32, "batch_size": 4, "pretrain_steps": 12, "gan_steps": 6,
-              "checkpoint_every": 5, "log_every": 4},
-    "evaluate": {"sample_crop": 32},
-}
-
-
-def tiny_params() -> dict:
-    params = yaml.safe_load((REPO / "params.yaml").read_text())
-    for section, values in TINY.items():
-        params[section].update(values)
-    return params
-
-
-def make_repo(path: Path) -> Path:
-    """A fresh git + DVC repository holding the pipeline, with tiny params."""
-    path.mkdir(parents=True)
-    for name in COPIED:
-        source = REPO / name
-        target = path / name
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if source.is_dir():
-            shutil.copytree(source, target, ignore=shutil.ignore_patterns("__pycache__", "*.egg-info"))
-        else:
-            shutil.copy2(source, target)
-    (path / "params.yaml").write_text(yaml.safe_dump(tiny_params(), sort_keys=False))
-    git(path, "init", "-q")
-    git(path, "add", "-A")
-    git(path, "commit", "-q", "-m", "pipeline under test")
-    return path
-
-
-def git(cwd: Path, *args: str) -> None:
-    subprocess.run(["git", "-c", "user.name=test", "-c", "user.email=test@example.com", *args],
-                   cwd=cwd, check=True)
-
-
-def pipeline_env() -> dict[str, str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-    env["PATH"] = f"{BIN}{os.pathsep}{env['PATH']}"
-    return env
-
-
-def run(cwd: Path, *command: str) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(command, cwd=cwd, env=pipeline_env(), capture_output=True, text=True,
-                          timeout=900)
-
+from repo_helpers import TINY, make_repo, run
 
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    root = make_repo(tmp_path_factory.mktemp("e2e") / "gansr repo")  # a space, on purpose
+    root = make_repo(tmp_path_factory.mktemp("e2e") / "gansr repo", TINY)  # a space, on purpose
     result = run(root, "dvc", "repro")
     assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
     return root
