@@ -253,8 +253,10 @@ def counter_state() -> tuple[dict[str, tf.Variable], Any]:
     return {"total": total}, step_fn
 
 
-def settings(steps: int, checkpoint_every: int = 3, log_every: int = 1) -> LoopSettings:
-    return LoopSettings(steps=steps, checkpoint_every=checkpoint_every, log_every=log_every, description="test")
+def settings(steps: int, checkpoint_every: int = 3, log_every: int = 1,
+             nan_policy: str = "stop") -> LoopSettings:
+    return LoopSettings(steps=steps, checkpoint_every=checkpoint_every, log_every=log_every,
+                        description="test", nan_policy=nan_policy)
 
 
 def test_an_interrupted_run_resumes_from_its_last_checkpoint(fixed_batch, tmp_path: Path) -> None:
@@ -372,6 +374,36 @@ def test_a_non_finite_loss_stops_training_and_keeps_the_last_good_checkpoint(tmp
     restored = tf.Variable(0.0)
     tf.train.Checkpoint(total=restored).restore(tf.train.latest_checkpoint(str(tmp_path))).expect_partial()
     assert float(restored.numpy()) == 4.0
+
+
+def test_skip_policy_steps_over_a_bad_batch_but_stops_a_divergence(tmp_path: Path, caplog) -> None:
+    state, step_fn = counter_state()
+    one_bad = Recorder(step_fn, losses_at={3: {"pixel": math.nan, "d_loss": 1.0}})
+    run_loop(one_bad, lambda start: itertools.repeat((None, None)), state, tmp_path / "one",
+             settings(6, nan_policy="skip"), lambda *_: None)
+    assert one_bad.steps == [1, 2, 3, 4, 5, 6]
+    assert "step 3" in caplog.text and "skipped" in caplog.text
+    state, step_fn = counter_state()
+    diverged = Recorder(step_fn, losses_at={s: {"pixel": math.nan, "d_loss": 1.0} for s in range(2, 30)})
+    with pytest.raises(NonFiniteLossError, match="step 12"):
+        run_loop(diverged, lambda start: itertools.repeat((None, None)), state, tmp_path / "many",
+                 settings(40, nan_policy="skip"), lambda *_: None)
+
+
+def test_a_non_finite_step_leaves_weights_and_ema_untouched(fixed_batch) -> None:
+    generator, ema = tiny_generator(), tiny_generator("ema")
+    optimizer = make_optimizer(1e-2, "float32")
+    optimizer.build(generator.trainable_variables)
+    step = make_pretrain_step(generator, ema, optimizer, "l1", 0.9)
+    lr, hr = fixed_batch
+    before = [w.copy() for w in generator.get_weights()], [w.copy() for w in ema.get_weights()]
+    losses = step(lr, hr * np.nan)
+    assert not math.isfinite(float(losses["pixel"]))
+    for now, then in zip(generator.get_weights() + ema.get_weights(), before[0] + before[1]):
+        np.testing.assert_array_equal(now, then)
+    assert int(optimizer.iterations) == 0
+    step(lr, hr)
+    assert int(optimizer.iterations) == 1  # a good batch still trains
 
 
 # --- the phases end to end ------------------------------------------------------------------

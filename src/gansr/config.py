@@ -90,6 +90,7 @@ class TrainConfig:
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
     checkpoint_every: int = 250
     log_every: int = 50
+    nan_policy: Literal["stop", "skip"] = "stop"
 
     def __post_init__(self) -> None:
         for key in ("patch_size", "batch_size", "pretrain_steps", "gan_steps",

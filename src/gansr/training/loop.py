@@ -24,14 +24,20 @@ StepFn = Callable[[tf.Tensor, tf.Tensor], Mapping[str, tf.Tensor]]
 LogFn = Callable[[int, dict[str, float]], None]
 
 
+# With nan_policy "skip", this many non-finite steps in a row still stop training:
+# the run has diverged rather than met one bad batch.
+MAX_CONSECUTIVE_SKIPS = 10
+
+
 @dataclass(frozen=True)
 class LoopSettings:
-    """How long to train and how often to log and checkpoint."""
+    """How long to train, how often to log and checkpoint, what to do on NaN/Inf."""
 
     steps: int
     checkpoint_every: int
     log_every: int
     description: str
+    nan_policy: str = "stop"
 
 
 class NonFiniteLossError(GansrError):
@@ -60,17 +66,24 @@ def run_loop(
         log.info("resumed %s from step %d (%s)", settings.description, int(step), manager.latest_checkpoint)
     start = int(step)
     losses: dict[str, float] = {}
+    skipped = 0
     iterator = batches(start)
     with tqdm(total=settings.steps, initial=start, desc=settings.description, unit="step",
               dynamic_ncols=True, mininterval=1.0) as bar:
         for current in range(start + 1, settings.steps + 1):
             lr, hr = next(iterator)
             losses = {name: float(value) for name, value in step_fn(lr, hr).items()}
-            if not all(math.isfinite(v) for v in losses.values()):
-                raise NonFiniteLossError(
-                    f"{settings.description}: non-finite loss at step {current} ({_fmt(losses)}); "
-                    f"last good checkpoint: {manager.latest_checkpoint or 'none'}"
-                )
+            if all(math.isfinite(v) for v in losses.values()):
+                skipped = 0
+            else:
+                # The step applied no update (see steps.only_if_finite).
+                skipped += 1
+                problem = (f"{settings.description}: non-finite loss at step {current} "
+                           f"({_fmt(losses)})")
+                if settings.nan_policy == "stop" or skipped > MAX_CONSECUTIVE_SKIPS:
+                    raise NonFiniteLossError(
+                        f"{problem}; last good checkpoint: {manager.latest_checkpoint or 'none'}")
+                log.warning("%s; batch skipped (train.nan_policy: skip)", problem)
             step.assign(current)
             if current % settings.log_every == 0 or current == settings.steps:
                 on_log(current, losses)

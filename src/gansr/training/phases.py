@@ -69,7 +69,8 @@ def train_psnr(params: Params, pairs_dir: Path, out_dir: Path, checkpoints: Path
     state = {"generator": generator, "ema": ema, "optimizer": optimizer}
     key = _checkpoint_key("psnr", params.seed, params.scale, params.model, train, params.loss.pixel,
                           pairs_dir / "manifest.parquet")
-    settings = LoopSettings(train.pretrain_steps, train.checkpoint_every, train.log_every, "pretrain")
+    settings = LoopSettings(train.pretrain_steps, train.checkpoint_every, train.log_every, "pretrain",
+                            train.nan_policy)
     return _run_phase("psnr", params, manifest, pairs_dir, out_dir, checkpoints / f"psnr-{key}",
                       root, step, state, ema, settings, policy, extra={})
 
@@ -100,7 +101,8 @@ def train_gan(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, ch
              "g_optimizer": g_optimizer, "d_optimizer": d_optimizer}
     key = _checkpoint_key("gan", params.seed, params.scale, params.model, train, loss,
                           pairs_dir / "manifest.parquet", init_dir / GENERATOR_FILE)
-    settings = LoopSettings(train.gan_steps, train.checkpoint_every, train.log_every, "gan")
+    settings = LoopSettings(train.gan_steps, train.checkpoint_every, train.log_every, "gan",
+                            train.nan_policy)
     return _run_phase("gan", params, manifest, pairs_dir, out_dir, checkpoints / f"gan-{key}",
                       root, step, state, ema, settings, policy, extra={"backbone": backbone.kind})
 

@@ -1,7 +1,13 @@
-"""The two compiled train steps: PSNR-oriented pretraining and GAN fine-tuning."""
+"""The two compiled train steps: PSNR-oriented pretraining and GAN fine-tuning.
+
+A step whose losses are not finite changes nothing: no optimizer update, no
+EMA update. The loop then stops or skips the batch (``train.nan_policy``),
+and either way the weights in memory are the last good ones.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import keras
@@ -21,6 +27,12 @@ class GanWeights:
     adversarial: float
 
 
+def only_if_finite(losses: list[tf.Tensor], update: Callable[[], tf.Tensor]) -> tf.Tensor:
+    """Run ``update`` only when every loss is finite; return whether it ran."""
+    finite = tf.reduce_all([tf.math.is_finite(loss) for loss in losses])
+    return tf.cond(finite, update, lambda: tf.constant(False))
+
+
 def make_pretrain_step(generator: keras.Model, ema: keras.Model, optimizer: keras.optimizers.Optimizer,
                        pixel_kind: str, ema_decay: float):
     """One step of L_resolution minimisation, then an EMA update."""
@@ -32,8 +44,13 @@ def make_pretrain_step(generator: keras.Model, ema: keras.Model, optimizer: kera
             loss = losses.pixel_loss(sr, hr, pixel_kind)
             scaled = optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, generator.trainable_variables)
-        optimizer.apply_gradients(zip(grads, generator.trainable_variables))
-        update_ema(ema, generator, ema_decay_at(optimizer.iterations, ema_decay))
+
+        def update() -> tf.Tensor:
+            optimizer.apply_gradients(zip(grads, generator.trainable_variables))
+            update_ema(ema, generator, ema_decay_at(optimizer.iterations, ema_decay))
+            return tf.constant(True)
+
+        only_if_finite([loss], update)
         return {"pixel": loss}
 
     return step
@@ -63,9 +80,14 @@ def make_gan_step(generator: keras.Model, ema: keras.Model, discriminator: keras
             d_scaled = d_optimizer.scale_loss(d_loss)
         g_grads = g_tape.gradient(g_scaled, generator.trainable_variables)
         d_grads = d_tape.gradient(d_scaled, discriminator.trainable_variables)
-        g_optimizer.apply_gradients(zip(g_grads, generator.trainable_variables))
-        d_optimizer.apply_gradients(zip(d_grads, discriminator.trainable_variables))
-        update_ema(ema, generator, ema_decay_at(g_optimizer.iterations, ema_decay))
+
+        def update() -> tf.Tensor:
+            g_optimizer.apply_gradients(zip(g_grads, generator.trainable_variables))
+            d_optimizer.apply_gradients(zip(d_grads, discriminator.trainable_variables))
+            update_ema(ema, generator, ema_decay_at(g_optimizer.iterations, ema_decay))
+            return tf.constant(True)
+
+        only_if_finite([g_loss, d_loss], update)
         return {"g_total": g_loss, "pixel": pixel, "perceptual": perceptual,
                 "adversarial": adversarial, "d_loss": d_loss}
 
