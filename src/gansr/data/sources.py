@@ -2,11 +2,14 @@
 
 ``data/raw/`` holds ``images/<name>.png`` (every input decoded to 8-bit RGB)
 and ``sources.csv`` (one row per image: where it came from, its licence, size,
-hash and any conversion notes). Two sources work offline:
+hash and any conversion notes). Three sources:
 
 - ``builtin``: colour photographs that ship inside installed packages
   (scikit-image, scikit-learn, matplotlib), so ``dvc repro`` needs no network;
-- ``folder``: every image under a user's folder, recursively.
+- ``folder``: every image under a user's folder, recursively;
+- ``url``: an archive (or one image) downloaded once, checked against
+  ``data.sha256`` and unpacked safely (:mod:`gansr.data.download`), whose
+  images are then read exactly as a ``folder``'s are.
 """
 
 from __future__ import annotations
@@ -14,6 +17,7 @@ from __future__ import annotations
 import importlib.resources
 import os
 import re
+import tempfile
 import unicodedata
 from dataclasses import dataclass
 from pathlib import Path, PurePath
@@ -23,12 +27,16 @@ from tqdm import tqdm
 
 from gansr.atomic import atomic_path
 from gansr.config import DataConfig
+from gansr.data.download import download, unpack
 from gansr.errors import ConfigError, DataError
 from gansr.imageio import read_rgb, sha256_file, write_png
 
 SOURCES_CSV = "sources.csv"
 SOURCES_COLUMNS = ["name", "group", "file", "origin", "licence", "width", "height", "sha256", "notes"]
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
+DOWNLOAD_CACHE = Path(".cache") / "downloads"  # relative to the repository root; git-ignored
+FOLDER_LICENCE = "user-supplied; licence not recorded (set data.licence)"
+URL_LICENCE = "see data.url"
 
 
 @dataclass(frozen=True)
@@ -100,22 +108,22 @@ class RawImage:
     licence: str
 
 
-def fetch_raw(cfg: DataConfig, raw_dir: Path) -> pd.DataFrame:
+def fetch_raw(cfg: DataConfig, raw_dir: Path, cache_dir: Path | None = None) -> pd.DataFrame:
     """Build ``raw_dir`` (images + sources.csv) from ``cfg.source``; return the sources table.
 
     The directory is built aside and swapped in whole, so a failure leaves any
-    existing ``raw_dir`` as it was.
+    existing ``raw_dir`` as it was. ``url`` downloads are kept in ``cache_dir``,
+    by default ``.cache/downloads`` of the repository whose ``data/raw`` is ``raw_dir``.
     """
-    match cfg.source:
-        case "builtin":
-            images = builtin_images()
-        case "folder":
-            images = folder_images(Path(cfg.folder))
-        case other:
-            raise ConfigError(f"data.source {other!r} is not supported (builtin, folder)")
+    raw_dir = Path(raw_dir)
+    cache_dir = cache_dir or raw_dir.parent.parent / DOWNLOAD_CACHE
     with atomic_path(raw_dir) as staged:
         (staged / "images").mkdir(parents=True)
-        rows = [_store(image, staged) for image in tqdm(images, desc="download", unit="image", leave=False)]
+        # Archives unpack inside the staged folder (one file system, gone on failure)
+        # and are removed before the swap: data/raw keeps only the decoded PNGs.
+        with tempfile.TemporaryDirectory(dir=staged) as unpacked:
+            images = _source_images(cfg, Path(unpacked), cache_dir)
+            rows = [_store(image, staged) for image in tqdm(images, desc="download", unit="image", leave=False)]
         table = pd.DataFrame(rows, columns=SOURCES_COLUMNS)
         table.to_csv(staged / SOURCES_CSV, index=False, lineterminator="\n")
     return table
@@ -140,27 +148,48 @@ def read_sources(raw_dir: Path) -> pd.DataFrame:
 
 def builtin_images() -> list[RawImage]:
     """The :data:`BUILTIN_PHOTOS`, located inside their installed packages, sorted by name."""
-    return sorted((_locate(photo) for photo in BUILTIN_PHOTOS), key=lambda image: image.name)
+    return sorted((locate_builtin(photo) for photo in BUILTIN_PHOTOS), key=lambda image: image.name)
 
 
-def folder_images(folder: Path) -> list[RawImage]:
-    """Every image file under ``folder`` (recursively), named by its relative path, sorted."""
+def folder_images(folder: Path, licence: str = FOLDER_LICENCE, setting: str = "data.folder") -> list[RawImage]:
+    """Every image file under ``folder`` (recursively), named by its relative path, sorted.
+
+    ``setting`` names the params key the folder came from, for error messages.
+    """
     if not folder.is_dir():
         reason = "is not a directory" if folder.exists() else "does not exist"
-        raise DataError(f"data.folder {folder} {reason}")
+        raise DataError(f"{setting} {folder} {reason}")
+    return _require_images(scan_images(folder, setting, licence), f"{setting} {folder}")
+
+
+def url_images(cfg: DataConfig, cache_dir: Path, unpacked: Path) -> list[RawImage]:
+    """The images at ``cfg.url``: downloaded once into ``cache_dir``, verified, unpacked into ``unpacked``."""
+    unpack(download(cfg.url, cfg.sha256, cache_dir), unpacked, cfg)
+    return _require_images(scan_images(unpacked, cfg.url, cfg.licence or URL_LICENCE), cfg.url)
+
+
+def scan_images(folder: Path, origin: str, licence: str) -> list[RawImage]:
+    """Every image file under ``folder`` (recursively), named by its relative path, sorted.
+
+    Each image's origin is ``<origin>: <relative path>``.
+    """
     root = folder.resolve()
     by_name: dict[str, RawImage] = {}
     for path in _image_files(root):
         relative = path.relative_to(root)
         image = RawImage(safe_name(relative), safe_name(relative), path,
-                         f"data.folder: {relative.as_posix()}", "user-supplied; licence not recorded")
+                         f"{origin}: {relative.as_posix()}", licence)
         # casefold: names must stay distinct on case-insensitive file systems too
         clash = by_name.setdefault(image.name.casefold(), image)
         if clash is not image:
             raise DataError(f"{clash.path} and {path} both map to image name {image.name!r}; rename one")
-    if not by_name:
-        raise DataError(f"data.folder {folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return sorted(by_name.values(), key=lambda image: image.name)
+
+
+def _require_images(images: list[RawImage], where: str) -> list[RawImage]:
+    if not images:
+        raise DataError(f"{where} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return images
 
 
 def safe_name(relative: PurePath) -> str:
@@ -199,7 +228,20 @@ def _refuse_escape(path: Path, root: Path) -> None:
         raise DataError(f"{path}: symlink points outside data.folder (to {path.resolve()})")
 
 
-def _locate(photo: BuiltinPhoto) -> RawImage:
+def _source_images(cfg: DataConfig, unpacked: Path, cache_dir: Path) -> list[RawImage]:
+    match cfg.source:
+        case "builtin":
+            return builtin_images()
+        case "folder":
+            return folder_images(Path(cfg.folder), cfg.licence or FOLDER_LICENCE)
+        case "url":
+            return url_images(cfg, cache_dir, unpacked)
+        case other:
+            raise ConfigError(f"data.source {other!r} is not supported (builtin, folder, url)")
+
+
+def locate_builtin(photo: BuiltinPhoto) -> RawImage:
+    """The file of a built-in image inside its installed package."""
     try:
         package_dir = importlib.resources.files(photo.package)
     except ModuleNotFoundError as exc:
