@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from gansr.config import ValidateConfig
-from gansr.errors import DataError
+from gansr.config import ValidateConfig, parse_params
+from gansr.errors import ConfigError, DataError
 from gansr.validation import validate_pairs
 
 SCALE = 4
@@ -50,7 +50,7 @@ def make_pairs(pairs_dir: Path) -> Path:
             "lr_height": HR_SIZE // SCALE, "lr_width": HR_SIZE // SCALE,
             "hr_sha256": _save(pairs_dir / f"hr/{name}.png", hr),
             "lr_sha256": _save(pairs_dir / f"lr/{name}.png", lr),
-            "origin": "test", "licence": "CC0",
+            "degradation": '{"kind":"bicubic"}', "origin": "test", "licence": "CC0",
         })
     _write_manifest(pairs_dir, rows)
     return pairs_dir
@@ -62,8 +62,11 @@ def pairs_dir(tmp_path: Path) -> Path:
 
 
 def run(pairs_dir: Path, report_dir: Path, cfg: ValidateConfig | None = None) -> dict:
-    return validate_pairs(pairs_dir, report_dir, scale=SCALE, min_hr_size=HR_SIZE,
-                          cfg=cfg or ValidateConfig(min_train_pairs=3, min_test_pairs=1))
+    return validate_pairs(pairs_dir, report_dir, pairs_dir.parent / "validated", scale=SCALE,
+                          min_hr_size=HR_SIZE, cfg=cfg or ValidateConfig(min_train_pairs=3, min_test_pairs=1))
+
+
+DROP = ValidateConfig(min_train_pairs=3, min_test_pairs=1, on_bad="drop")
 
 
 def test_good_pairs_pass_and_write_data_docs(pairs_dir: Path, tmp_path: Path) -> None:
@@ -76,6 +79,19 @@ def test_good_pairs_pass_and_write_data_docs(pairs_dir: Path, tmp_path: Path) ->
     assert "<html" in (report_dir / "index.html").read_text(encoding="utf-8").lower()
     assert json.loads((report_dir / "summary.json").read_text()) == summary
     assert not list(report_dir.parent.glob(".validation.*"))  # no temp dir left behind
+    assert summary["quarantined"] == 0 and summary["kept_per_split"] == summary["rows_per_split"]
+
+
+def test_training_manifest_has_every_good_pair_and_leads_to_its_files(pairs_dir: Path, tmp_path: Path) -> None:
+    run(pairs_dir, tmp_path / "report")
+    validated = tmp_path / "validated"
+    original = pd.read_parquet(pairs_dir / "manifest.parquet")
+    manifest = pd.read_parquet(validated / "manifest.parquet")
+    assert list(manifest["name"]) == list(original["name"])
+    for row in manifest.itertuples():
+        assert (validated / row.hr_path).resolve() == (pairs_dir / f"hr/{row.name}.png").resolve()
+        assert (validated / row.lr_path).read_bytes() == (pairs_dir / f"lr/{row.name}.png").read_bytes()
+    assert sorted(p.name for p in validated.iterdir()) == ["manifest.parquet"]
 
 
 # --- each kind of bad data fails with the check and the file named ---------------------
@@ -119,6 +135,12 @@ def group_in_two_splits(pairs_dir: Path) -> None:
     _write_manifest(pairs_dir, rows)
 
 
+def unrecorded_degradation(pairs_dir: Path) -> None:
+    rows = _read_manifest(pairs_dir)
+    rows[1]["degradation"] = "blurred a bit"
+    _write_manifest(pairs_dir, rows)
+
+
 @pytest.mark.parametrize(
     ("spoil", "check", "named"),
     [
@@ -129,6 +151,7 @@ def group_in_two_splits(pairs_dir: Path) -> None:
         (missing_file, "LR file exists", "lr/img1.png"),
         (group_in_two_splits, "each group (source image) stays in one split",
          "img6 (photo1, test)"),
+        (unrecorded_degradation, "degradation records how the LR image was made", "lr/img1.png"),
     ],
     ids=lambda v: getattr(v, "__name__", None),
 )
@@ -146,6 +169,57 @@ def test_bad_pairs_fail_naming_the_file(
     assert line is not None, str(err.value)
     assert named in line
     assert "img0" not in line  # only the offending rows are named
+
+
+def test_failure_keeps_the_previous_training_manifest(pairs_dir: Path, tmp_path: Path) -> None:
+    run(pairs_dir, tmp_path / "report")
+    before = (tmp_path / "validated" / "manifest.parquet").read_bytes()
+    truncated_png(pairs_dir)
+    with pytest.raises(DataError):
+        run(pairs_dir, tmp_path / "report")
+    assert (tmp_path / "validated" / "manifest.parquet").read_bytes() == before
+
+
+# --- on_bad: drop --------------------------------------------------------------------------
+
+
+def test_drop_trains_without_the_bad_pairs_and_lists_them(pairs_dir: Path, tmp_path: Path) -> None:
+    missing_file(pairs_dir)  # img1's LR (train)
+    unrecorded_degradation(pairs_dir)  # img1 again, for a second reason
+    (pairs_dir / "lr/img5.png").write_bytes(b"not a png")  # img5 (test)
+    report_dir = tmp_path / "report"
+
+    summary = run(pairs_dir, report_dir, DROP)
+
+    assert summary["success"] is False and summary["quarantined"] == 2
+    assert summary["kept_per_split"] == {"train": 3, "val": 1, "test": 1}
+    manifest = pd.read_parquet(tmp_path / "validated" / "manifest.parquet")
+    assert list(manifest["name"]) == ["img0", "img2", "img3", "img4", "img6"]
+    quarantine = pd.read_csv(report_dir / "quarantine.csv")
+    assert quarantine.to_dict("records") == [
+        {"name": "img1", "file": "lr/img1.png", "reason": "degradation records how the LR image was made"},
+        {"name": "img1", "file": "lr/img1.png", "reason": "LR file exists"},
+        {"name": "img5", "file": "lr/img5.png", "reason": "LR file decodes as an image"},
+        {"name": "img5", "file": "lr/img5.png", "reason": "lr_sha256 in the manifest matches the file"},
+    ]
+    assert json.loads((report_dir / "summary.json").read_text())["quarantined"] == 2
+
+
+def test_drop_still_fails_when_too_few_pairs_remain(pairs_dir: Path, tmp_path: Path) -> None:
+    truncated_png(pairs_dir)  # one of the 4 train pairs
+    cfg = ValidateConfig(min_train_pairs=4, min_test_pairs=1, on_bad="drop")
+    with pytest.raises(DataError, match=r"after dropping 1 bad pairs, 3 train pairs remain, "
+                                        r"fewer than validate\.min_train_pairs=4"):
+        run(pairs_dir, tmp_path / "report", cfg)
+    assert not (tmp_path / "validated").exists()
+    assert (tmp_path / "report" / "quarantine.csv").is_file()  # what would have been dropped
+
+
+def test_drop_cannot_fix_a_missing_column(pairs_dir: Path, tmp_path: Path) -> None:
+    manifest = pd.read_parquet(pairs_dir / "manifest.parquet").drop(columns=["licence"])
+    manifest.to_parquet(pairs_dir / "manifest.parquet", index=False)
+    with pytest.raises(DataError, match=r"manifest has all required columns: not fixed by dropping rows"):
+        run(pairs_dir, tmp_path / "report", DROP)
 
 
 def test_too_few_train_pairs_fails_with_the_count(pairs_dir: Path, tmp_path: Path) -> None:
@@ -191,3 +265,17 @@ def test_existing_report_is_replaced_not_merged(pairs_dir: Path, tmp_path: Path)
 
     assert not (report_dir / "stale.html").exists()
     assert (report_dir / "index.html").is_file()
+
+
+def test_on_bad_accepts_only_fail_or_drop() -> None:
+    assert parse_params({"validate": {"on_bad": "drop"}}).validate.on_bad == "drop"
+    with pytest.raises(ConfigError, match="validate.on_bad must be one of fail, drop, got 'ignore'"):
+        parse_params({"validate": {"on_bad": "ignore"}})
+
+
+def test_a_missing_degradation_record_is_flagged(pairs_dir: Path, tmp_path: Path) -> None:
+    rows = _read_manifest(pairs_dir)
+    rows[2]["degradation"] = None
+    _write_manifest(pairs_dir, rows)
+    with pytest.raises(DataError, match=r"(?m)degradation records how the LR image was made: lr/img2\.png$"):
+        run(pairs_dir, tmp_path / "report")

@@ -6,13 +6,20 @@ size, hash) is added to the table as columns the expectations check beside
 the manifest's own claims. GX renders the results as Data Docs in
 ``report_dir``; ``summary.json`` beside them holds the machine-readable
 verdict. A failed suite raises :class:`DataError` naming the bad files.
+
+What passes is written as the manifest training reads, in its own folder
+(the validate stage's output; ``data/pairs`` stays the pairs stage's). With
+``validate.on_bad: drop`` the rows that failed a row-level check are left out
+of it and listed with their reasons in ``report_dir/quarantine.csv``.
 """
 
 from __future__ import annotations
 
 import hashlib
 import io
+import json
 import logging
+import os
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -22,8 +29,8 @@ import pandas as pd
 from PIL import Image
 
 from gansr.atomic import atomic_path, write_json
-from gansr.config import ValidateConfig
-from gansr.data.pairs import MANIFEST_COLUMNS, SPLITS, read_manifest
+from gansr.config import DEGRADATIONS, ValidateConfig
+from gansr.data.pairs import MANIFEST_COLUMNS, SPLITS, read_manifest, write_manifest
 from gansr.errors import DataError
 
 if TYPE_CHECKING:
@@ -36,32 +43,63 @@ if TYPE_CHECKING:
 SIDES = ("hr", "lr")
 MAX_LISTED = 10  # offending files named per check in the error message
 ROW = "manifest_row"
+QUARANTINE = "quarantine.csv"
+QUARANTINE_COLUMNS = ["name", "file", "reason"]
+# The one table-level check that dropping rows can leave satisfied: it is judged
+# again on the rows that remain.
+ROW_COUNT = "expect_table_row_count_to_be_between"
 
 
 def validate_pairs(
     pairs_dir: Path,
     report_dir: Path,
+    validated_dir: Path,
     scale: int,
     min_hr_size: int,
     cfg: ValidateConfig,
 ) -> dict[str, Any]:
-    """Check the pairs in ``pairs_dir`` and write Data Docs + ``summary.json`` to ``report_dir``.
+    """Check the pairs in ``pairs_dir``; write the manifest that passed to ``validated_dir``.
 
-    ``report_dir`` is replaced as a whole, also when validation fails.
-    Returns the summary on success; raises :class:`DataError` listing the
-    offending files otherwise.
+    ``report_dir`` (Data Docs, ``summary.json``, ``quarantine.csv``) is
+    replaced as a whole, also when validation fails. With ``cfg.on_bad ==
+    "drop"`` bad rows are quarantined instead of failing the stage, unless a
+    check fails that dropping rows cannot fix (e.g. a missing column) or too
+    few train/test pairs remain. Returns the summary; raises
+    :class:`DataError` listing the offending files otherwise.
     """
     pairs_dir, report_dir = Path(pairs_dir), Path(report_dir)
-    table = add_file_facts(read_manifest(pairs_dir, check_columns=False).reset_index(drop=True),
-                           pairs_dir, scale)
+    manifest = read_manifest(pairs_dir, check_columns=False).reset_index(drop=True)
+    table = add_file_facts(manifest, pairs_dir, scale)
     expectations = build_expectations(scale, min_hr_size, cfg)
     with atomic_path(report_dir) as staged:
         result = _run_suite(table, expectations, staged)
-        summary = summarize(result, table)
+        failed = failed_results(result)
+        summary = summarize(result, failed, table)
+        quarantined = quarantine(failed, table) if cfg.on_bad == "drop" else []
+        kept = manifest.drop(index=sorted({entry.row for entry in quarantined}))
+        summary |= {"quarantined": len(manifest) - len(kept), "kept_per_split": _per_split(kept)}
+        _write_quarantine(staged / QUARANTINE, quarantined)
         write_json(staged / "summary.json", summary)
-    if not summary["success"]:
-        raise DataError(failure_message(summary, pairs_dir, report_dir))
+    problem = _problem(summary, cfg)
+    if problem is not None:
+        raise DataError("\n".join([failure_message(summary, pairs_dir, report_dir), *problem]))
+    with atomic_path(validated_dir) as staged:
+        staged.mkdir()
+        write_manifest(rebased(kept.reset_index(drop=True), pairs_dir, validated_dir), staged)
     return summary
+
+
+def rebased(manifest: pd.DataFrame, pairs_dir: Path, folder: Path) -> pd.DataFrame:
+    """``manifest`` with its image paths made relative to ``folder`` (still pointing into ``pairs_dir``).
+
+    Every manifest's paths are relative to the folder holding it, so whoever
+    reads ``folder/manifest.parquet`` finds the images the same way.
+    """
+    prefix = Path(os.path.relpath(pairs_dir, folder))
+    moved = manifest.copy()
+    for side in SIDES:
+        moved[f"{side}_path"] = [(prefix / path).as_posix() for path in manifest[f"{side}_path"]]
+    return moved
 
 
 # --- facts read from the files themselves ----------------------------------------------
@@ -129,6 +167,11 @@ def add_file_facts(manifest: pd.DataFrame, pairs_dir: Path, scale: int) -> pd.Da
         (table["hr_file_height"] == table["lr_file_height"] * scale)
         & (table["hr_file_width"] == table["lr_file_width"] * scale)
     )
+    # None (unjudged) only when the column is missing: the columns check reports that.
+    table["degradation_is_recorded"] = _objects(
+        [_is_degradation_record(value) for value in manifest["degradation"]]
+        if "degradation" in manifest else [None] * len(manifest)
+    )
     table["hr_min_side"] = _objects(
         table[["hr_file_height", "hr_file_width"]].min(axis=1, skipna=False)
     )
@@ -136,6 +179,15 @@ def add_file_facts(manifest: pd.DataFrame, pairs_dir: Path, scale: int) -> pd.Da
     for key in ("group", "hr_sha256"):
         table[f"{key}_in_one_split"] = _in_one_split(_column(manifest, key), split)
     return table
+
+
+def _is_degradation_record(value: Any) -> bool:
+    """Is ``value`` the JSON record the pairs stage writes (a known ``kind``)?"""
+    try:
+        record = json.loads(value)
+    except (TypeError, ValueError):  # null, a number, not JSON
+        return False
+    return isinstance(record, dict) and record.get("kind") in DEGRADATIONS
 
 
 def _column(frame: pd.DataFrame, name: str) -> pd.Series:
@@ -191,6 +243,8 @@ def build_expectations(scale: int, min_hr_size: int, cfg: ValidateConfig) -> lis
               ["hr_path"], column="hr_is_lr_times_scale", value_set=[True]),
         check(gxe.ExpectColumnValuesToBeBetween, f"HR shorter side is >= {min_hr_size} px",
               ["hr_path"], column="hr_min_side", min_value=min_hr_size),
+        check(gxe.ExpectColumnValuesToBeInSet, "degradation records how the LR image was made",
+              ["lr_path"], column="degradation_is_recorded", value_set=[True]),
         check(gxe.ExpectTableRowCountToBeBetween, f"at least {cfg.min_train_pairs} train pairs",
               [], min_value=cfg.min_train_pairs, row_condition=Column("split") == "train"),
         check(gxe.ExpectTableRowCountToBeBetween, f"at least {cfg.min_test_pairs} test pairs",
@@ -278,33 +332,86 @@ def _run_suite(
 # --- reporting ---------------------------------------------------------------------------
 
 
-def summarize(result: ExpectationSuiteValidationResult, table: pd.DataFrame) -> dict[str, Any]:
-    """The verdict as plain JSON: counts, rows per split, and each failed check's rows.
-
-    Files are named as in the manifest (relative to the pairs folder), so the
-    summary does not depend on where the repository is checked out.
-    """
-    failed = sorted(
+def failed_results(result: ExpectationSuiteValidationResult) -> list[ExpectationValidationResult]:
+    """The failed checks, in the order the suite lists them (GX returns its own order)."""
+    return sorted(
         (r for r in result.results if not r.success),
         key=lambda r: r.expectation_config.meta.get("position", 0),
     )
+
+
+def summarize(
+    result: ExpectationSuiteValidationResult, failed: list[ExpectationValidationResult], table: pd.DataFrame
+) -> dict[str, Any]:
+    """The verdict as plain JSON: counts, rows per split, and each failed check's rows.
+
+    ``success`` means every expectation was met. Files are named as in the
+    manifest (relative to the pairs folder), so the summary does not depend
+    on where the repository is checked out.
+    """
     failures = [_failure(r, table) for r in failed]
-    splits = _column(table, "split").dropna().astype(str).value_counts()
     return {
         "success": bool(result.success),
         "expectations": len(result.results),
         "failed": len(failures),
         "rows": len(table),
-        "rows_per_split": {split: int(splits.get(split, 0)) for split in SPLITS},
+        "rows_per_split": _per_split(table),
         "failures": failures,
     }
+
+
+@dataclass(frozen=True)
+class Quarantined:
+    """A row left out of the validated manifest, and the check it failed."""
+
+    row: int
+    name: str
+    file: str
+    reason: str
+
+
+def quarantine(failed: list[ExpectationValidationResult], table: pd.DataFrame) -> list[Quarantined]:
+    """Every row a failed row-level check names, once per check, ordered by row."""
+    entries = [
+        Quarantined(row, _row_name(table, row), _row_file(table, row, _shown(r)),
+                    r.expectation_config.description)
+        for r in failed
+        for row in _unexpected_rows(r)
+    ]
+    return sorted(entries, key=lambda entry: entry.row)  # stable: a row's checks stay in suite order
+
+
+def _write_quarantine(path: Path, entries: list[Quarantined]) -> None:
+    rows = [[entry.name, entry.file, entry.reason] for entry in entries]
+    pd.DataFrame(rows, columns=QUARANTINE_COLUMNS).to_csv(path, index=False, lineterminator="\n")
+
+
+def _problem(summary: dict[str, Any], cfg: ValidateConfig) -> list[str] | None:
+    """None if the stage passes, else what to add to the failure message (maybe nothing)."""
+    if summary["success"]:
+        return None
+    if cfg.on_bad == "fail":
+        return []
+    lines = [f"  {failure['check']}: not fixed by dropping rows" for failure in summary["failures"]
+             if not failure["rows"] and failure["expectation"] != ROW_COUNT]
+    kept = summary["kept_per_split"]
+    for split, minimum in (("train", cfg.min_train_pairs), ("test", cfg.min_test_pairs)):
+        if kept[split] < minimum:
+            lines.append(f"  after dropping {summary['quarantined']} bad pairs, {kept[split]} {split} "
+                         f"pairs remain, fewer than validate.min_{split}_pairs={minimum}")
+    return lines or None
+
+
+def _per_split(frame: pd.DataFrame) -> dict[str, int]:
+    splits = _column(frame, "split").dropna().astype(str).value_counts()
+    return {split: int(splits.get(split, 0)) for split in SPLITS}
 
 
 def _failure(r: ExpectationValidationResult, table: pd.DataFrame) -> dict[str, Any]:
     config = r.expectation_config
     details = r.result or {}
-    rows = [int(i[ROW]) for i in details.get("unexpected_index_list") or []]
-    show = (config.meta or {}).get("show", [])
+    rows = _unexpected_rows(r)
+    show = _shown(r)
     failure: dict[str, Any] = {
         "check": config.description,
         "expectation": config.type,
@@ -321,6 +428,23 @@ def _failure(r: ExpectationValidationResult, table: pd.DataFrame) -> dict[str, A
     if error:
         failure["error"] = error
     return failure
+
+
+def _unexpected_rows(r: ExpectationValidationResult) -> list[int]:
+    """The row numbers a row-level check failed on (none for a table-level check)."""
+    return [int(i[ROW]) for i in (r.result or {}).get("unexpected_index_list") or []]
+
+
+def _shown(r: ExpectationValidationResult) -> list[str]:
+    """The columns that identify an offending row of this check (see build_expectations)."""
+    return (r.expectation_config.meta or {}).get("show", [])
+
+
+def _row_file(table: pd.DataFrame, row: int, show: list[str]) -> str:
+    """The file a check complains about: its first shown path column, else the row's HR file."""
+    column = next((c for c in show if c.endswith("_path")), "hr_path")
+    value = table[column].iloc[row] if column in table else None
+    return str(value) if pd.notna(value) else ""
 
 
 def _row_name(table: pd.DataFrame, row: int) -> str:

@@ -1,16 +1,23 @@
 """The ``pairs`` stage: HR/LR image pairs and a train/val/test split by group.
 
 ``data/pairs/`` holds ``hr/<name>.png``, ``lr/<name>.png`` and
-``manifest.parquet`` (one row per pair, :data:`MANIFEST_COLUMNS`). Same raw
-images, scale, seed and config ⇒ byte-identical outputs.
+``manifest.parquet`` (one row per pair, :data:`MANIFEST_COLUMNS`; paths are
+relative to the manifest's folder). Images are processed one per task on
+every core. Same raw images, scale, seed and config ⇒ byte-identical outputs,
+whatever the number of workers or the order they finish in.
 """
 
 from __future__ import annotations
 
+import json
+import multiprocessing
+import os
 import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import ProcessPoolExecutor
+from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 import numpy as np
 import pandas as pd
@@ -19,6 +26,7 @@ from tqdm import tqdm
 
 from gansr.atomic import atomic_path
 from gansr.config import SUPPORTED_SCALES, PairsConfig
+from gansr.data.degradations import apply_steps, degradation_rng, draw_steps
 from gansr.data.sources import read_sources
 from gansr.errors import ConfigError, DataError
 from gansr.imageio import read_rgb, sha256_file, write_png
@@ -27,19 +35,24 @@ MANIFEST = "manifest.parquet"
 MANIFEST_COLUMNS = [
     "name", "group", "split", "hr_path", "lr_path",
     "hr_height", "hr_width", "lr_height", "lr_width",
-    "hr_sha256", "lr_sha256", "origin", "licence",
+    "hr_sha256", "lr_sha256", "degradation", "origin", "licence",
 ]
 SPLITS = ("train", "val", "test")
 # Names become file names under hr/ and lr/: nothing that could leave the folder.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
+_T = TypeVar("_T")
+_R = TypeVar("_R")
 
 
-def build_pairs(raw_dir: Path, pairs_dir: Path, scale: int, seed: int, cfg: PairsConfig) -> pd.DataFrame:
+def build_pairs(
+    raw_dir: Path, pairs_dir: Path, scale: int, seed: int, cfg: PairsConfig, workers: int | None = None
+) -> pd.DataFrame:
     """Write HR/LR pairs and the manifest for every image in ``raw_dir``; return the manifest.
 
-    The whole of ``pairs_dir`` is built aside and swapped in at the end, so a
-    failure (e.g. an image below ``pairs.min_hr_size``) leaves an existing
-    ``pairs_dir`` untouched.
+    ``workers`` processes (default: one per available core) each make one
+    pair at a time. The whole of ``pairs_dir`` is built aside and swapped in
+    at the end, so a failure (e.g. an image below ``pairs.min_hr_size``)
+    leaves an existing ``pairs_dir`` untouched.
     """
     if scale not in SUPPORTED_SCALES:
         raise ConfigError(f"scale must be one of {SUPPORTED_SCALES}, got {scale}")
@@ -50,13 +63,67 @@ def build_pairs(raw_dir: Path, pairs_dir: Path, scale: int, seed: int, cfg: Pair
     with atomic_path(pairs_dir) as staged:
         (staged / "hr").mkdir(parents=True)
         (staged / "lr").mkdir()
-        rows = [
-            _make_pair(raw_dir, source, staged, scale, cfg.min_hr_size) | {"split": split_of[source["group"]]}
-            for source in tqdm(sources.to_dict("records"), desc="pairs", unit="image", leave=False)
-        ]
-        manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS).sort_values("name", ignore_index=True)
-        manifest.to_parquet(staged / MANIFEST, index=False)
+        make_pair = partial(_make_pair, raw_dir=raw_dir, staged=staged, scale=scale, seed=seed, cfg=cfg)
+        records = sources.to_dict("records")
+        rows = [row | {"split": split_of[row["group"]]}
+                for row in parallel_map(make_pair, records, workers or available_cores(), "pairs")]
+        manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+        write_manifest(manifest, staged)
     return manifest
+
+
+def make_lr(hr: np.ndarray, scale: int, seed: int, name: str, cfg: PairsConfig) -> tuple[np.ndarray, str]:
+    """The LR image of ``hr`` by ``pairs.degradation``, and the JSON record of how it was made.
+
+    Realistic degradations draw from a generator seeded by (seed, name) alone,
+    so an image's LR does not depend on which worker made it, or when.
+    """
+    if cfg.degradation == "bicubic":
+        lr, record = bicubic_downscale(hr, scale), {"kind": "bicubic"}
+    else:
+        steps = draw_steps(degradation_rng(seed, name), hr.shape[:2], scale, cfg)
+        lr, record = apply_steps(hr, steps), {"kind": "realistic", "steps": steps}
+    return lr, json.dumps(record, sort_keys=True, separators=(",", ":"))
+
+
+def write_manifest(manifest: pd.DataFrame, folder: Path) -> None:
+    """Write ``folder/manifest.parquet``; ``folder`` is a staged (not yet renamed) directory."""
+    manifest.to_parquet(Path(folder) / MANIFEST, index=False)
+
+
+def parallel_map(fn: Callable[[_T], _R], items: list[_T], workers: int, desc: str) -> Iterator[_R]:
+    """``map(fn, items)`` over ``workers`` processes, one item per task, results in input order.
+
+    Results are taken in submission order, so the output (and which error is
+    raised first) does not depend on which task finishes first. Pending
+    tasks are cancelled as soon as one fails.
+    """
+    progress = partial(tqdm, total=len(items), desc=desc, unit="image", leave=False)
+    if workers <= 1 or len(items) <= 1:
+        yield from progress(map(fn, items))
+        return
+    with ProcessPoolExecutor(min(workers, len(items)), mp_context=_pool_context()) as pool:
+        futures = [pool.submit(fn, item) for item in items]
+        try:
+            for future in progress(futures):
+                yield future.result()
+        finally:
+            for future in futures:
+                future.cancel()
+
+
+def available_cores() -> int:
+    """Cores this process may run on (respects taskset and container CPU sets)."""
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _pool_context() -> multiprocessing.context.BaseContext:
+    # fork: importing gansr loads TensorFlow, which a spawned worker or a fork server
+    # would do again (~4 s on 2 cores, longer than the whole stage on the built-in
+    # photos); spawn would also rerun the stage scripts, which have no __main__ guard.
+    # The forked workers run only NumPy and Pillow, so TensorFlow's idle threads in
+    # the parent hold nothing they need.
+    return multiprocessing.get_context("fork")
 
 
 def read_manifest(pairs_dir: Path, check_columns: bool = True) -> pd.DataFrame:
@@ -124,19 +191,23 @@ def _split_size(fraction: float, n_groups: int) -> int:
 
 
 def _make_pair(
-    raw_dir: Path, source: dict[str, Any], staged: Path, scale: int, min_hr_size: int
+    source: dict[str, Any], raw_dir: Path, staged: Path, scale: int, seed: int, cfg: PairsConfig
 ) -> dict[str, object]:
-    """Write one HR/LR pair under ``staged``; return its manifest row (without split)."""
+    """Write one HR/LR pair under ``staged``; return its manifest row (without split).
+
+    Runs in a worker process: it reads and writes files itself and returns
+    only the small row, so memory stays at one image per worker.
+    """
     name, path = source["name"], raw_dir / source["file"]
     image, _ = read_rgb(path)
     hr = mod_crop(image, scale)
-    if min(hr.shape[:2]) < min_hr_size:
+    if min(hr.shape[:2]) < cfg.min_hr_size:
         raise DataError(
             f"{path}: image {name!r} is {hr.shape[1]}x{hr.shape[0]} after cropping to a "
-            f"multiple of scale {scale}, smaller than pairs.min_hr_size={min_hr_size}; "
+            f"multiple of scale {scale}, smaller than pairs.min_hr_size={cfg.min_hr_size}; "
             "remove it or lower pairs.min_hr_size"
         )
-    lr = bicubic_downscale(hr, scale)
+    lr, degradation = make_lr(hr, scale, seed, name, cfg)
     hr_path, lr_path = f"hr/{name}.png", f"lr/{name}.png"
     write_png(staged / hr_path, hr)
     write_png(staged / lr_path, lr)
@@ -144,7 +215,7 @@ def _make_pair(
         "name": name, "group": source["group"], "hr_path": hr_path, "lr_path": lr_path,
         "hr_height": hr.shape[0], "hr_width": hr.shape[1], "lr_height": lr.shape[0], "lr_width": lr.shape[1],
         "hr_sha256": sha256_file(staged / hr_path), "lr_sha256": sha256_file(staged / lr_path),
-        "origin": source["origin"], "licence": source["licence"],
+        "degradation": degradation, "origin": source["origin"], "licence": source["licence"],
     }
 
 
