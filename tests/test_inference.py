@@ -1,25 +1,20 @@
-"""Loading a generator and running it (and the bicubic baseline) on whole images."""
+"""Loading a generator and running it (and the bicubic baseline) on whole images, tiled or not."""
 
 from __future__ import annotations
 
+import logging
 import re
+from collections.abc import Callable
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
 
-from gansr.errors import GansrError
-from gansr.inference import Upscaler, bicubic_upscale, load_generator
+from gansr import inference
+from gansr.errors import ConfigError, GansrError
+from gansr.inference import Upscaler, auto_tile, bicubic_upscale, load_generator, receptive_radius
 from gansr.models.generator import build_generator
-
-
-def trained_looking_generator() -> keras.Model:
-    """Random non-zero weights, so a weight that failed to reload would show in the output."""
-    model = build_generator(4, channels=4, blocks=1)
-    rng = np.random.default_rng(0)
-    model.set_weights([rng.normal(0, 0.05, w.shape).astype("float32") for w in model.get_weights()])
-    return model
 
 
 def test_a_missing_generator_names_the_path(tmp_path: Path) -> None:
@@ -37,16 +32,16 @@ def test_a_corrupt_generator_file_names_the_path(tmp_path: Path) -> None:
         load_generator(garbage)
 
 
-def test_a_truncated_generator_file_names_the_path(tmp_path: Path) -> None:
+def test_a_truncated_generator_file_names_the_path(tmp_path: Path, random_generator) -> None:
     path = tmp_path / "generator.keras"
-    trained_looking_generator().save(path)
+    random_generator().save(path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a copy cut short
     with pytest.raises(GansrError, match=re.escape(f"{path}: not a loadable Keras generator")):
         load_generator(path)
 
 
-def test_a_saved_generator_reloads_and_upscales_identically(tmp_path: Path) -> None:
-    model = trained_looking_generator()
+def test_a_saved_generator_reloads_and_upscales_identically(tmp_path: Path, random_generator) -> None:
+    model = random_generator(scale=4)
     model.save(tmp_path / "generator.keras")
     image = np.random.default_rng(1).integers(0, 256, (6, 9, 3), dtype=np.uint8)
     reloaded = load_generator(str(tmp_path / "generator.keras"))  # str paths work too
@@ -75,3 +70,86 @@ def test_bicubic_upscale_shape_and_type(scale: int, size: tuple[int, int]) -> No
 def test_bicubic_upscale_keeps_a_flat_image_flat() -> None:
     flat = np.full((4, 6, 3), (10, 128, 250), dtype=np.uint8)
     np.testing.assert_array_equal(bicubic_upscale(flat, 4), np.full((16, 24, 3), (10, 128, 250), np.uint8))
+
+
+@pytest.fixture(scope="module")
+def seamless(random_generator: Callable[..., keras.Model]) -> tuple[keras.Model, np.ndarray, np.ndarray]:
+    """A random-weight ×3 generator, an odd-sized image and its untiled upscale."""
+    model = random_generator(seed=3, scale=3, channels=6, blocks=2)
+    image = np.random.default_rng(3).integers(0, 256, (37, 51, 3), dtype=np.uint8)
+    return model, image, Upscaler(model, tile=1000)(image)
+
+
+def record_windows(upscale: Upscaler, monkeypatch: pytest.MonkeyPatch) -> list[tuple[int, ...]]:
+    """The shapes of the inputs ``upscale`` runs its forward pass on, from now on."""
+    shapes: list[tuple[int, ...]] = []
+    run = upscale._run
+    monkeypatch.setattr(upscale, "_run", lambda lr: shapes.append(lr.shape) or run(lr))
+    return shapes
+
+
+def test_receptive_radius_follows_the_documented_rule(random_generator: Callable[..., keras.Model]) -> None:
+    for blocks in (1, 2, 6):
+        assert receptive_radius(random_generator(blocks=blocks)) == 2 * blocks + 3
+
+
+@pytest.mark.parametrize("tile", [4, 11, 16, 36])  # none divides 37 × 51; 4 is smaller than the overlap
+def test_tiled_upscale_equals_untiled(seamless, tile: int) -> None:
+    model, image, untiled = seamless
+    tiled = Upscaler(model, tile=tile, overlap=receptive_radius(model))(image)
+    assert tiled.shape == untiled.shape == (111, 153, 3)
+    assert np.abs(tiled.astype(int) - untiled).max() <= 1  # within 1/255
+
+
+def test_too_little_overlap_shows_seams_and_warns(seamless, caplog: pytest.LogCaptureFixture) -> None:
+    model, image, untiled = seamless
+    with caplog.at_level(logging.WARNING, logger="gansr"):
+        tiled = Upscaler(model, tile=11, overlap=2)(image)
+    assert np.abs(tiled.astype(int) - untiled).max() > 1  # so the equality above is no accident
+    assert "below the generator's receptive radius 7" in caplog.text
+
+
+def test_tiles_run_one_window_at_a_time(seamless, monkeypatch: pytest.MonkeyPatch) -> None:
+    model, image, untiled = seamless
+    upscale = Upscaler(model, tile=8, overlap=7)
+    windows = record_windows(upscale, monkeypatch)
+    assert np.abs(upscale(image).astype(int) - untiled).max() <= 1
+    # ⌈37/8⌉ × ⌈51/8⌉ windows of (8 + 2·7)², memory bounded by the tile, not the image
+    assert windows == [(1, 22, 22, 3)] * (5 * 7)
+
+
+def test_auto_tile_fits_the_window_in_the_budget(random_generator: Callable[..., keras.Model],
+                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+    model = random_generator(scale=4)
+    window_bytes = 200 * 200 * inference.bytes_per_lr_pixel(model)
+    assert auto_tile(model, overlap=16, budget=window_bytes) == 200 - 2 * 16
+    assert auto_tile(model, overlap=16, budget=10**15) == inference.MAX_TILE
+    assert inference.MIN_TILE <= Upscaler(model).tile <= inference.MAX_TILE  # from the RAM free now
+    monkeypatch.setattr(inference, "memory_budget", lambda: 1000)  # a nearly full machine
+    assert Upscaler(model).tile == inference.MIN_TILE
+
+
+def test_an_image_that_fits_one_window_runs_in_one_pass(random_generator,
+                                                        monkeypatch: pytest.MonkeyPatch) -> None:
+    upscale = Upscaler(random_generator(), tile=64, overlap=16)
+    windows = record_windows(upscale, monkeypatch)
+    upscale(np.zeros((96, 70, 3), np.uint8))  # 64 + 2·16 = 96: no tiling
+    assert windows == [(1, 96, 70, 3)]
+
+
+def test_bad_tile_or_overlap_is_a_config_error(random_generator) -> None:
+    with pytest.raises(ConfigError, match="tile must be > 0"):
+        Upscaler(random_generator(), tile=0)
+    with pytest.raises(ConfigError, match="overlap must be >= 0"):
+        Upscaler(random_generator(), overlap=-1)
+
+
+def test_a_styled_generator_upscales_in_the_chosen_style_tile_by_tile(random_generator) -> None:
+    model = random_generator(seed=5, styles=("ink", "oil"))
+    image = np.random.default_rng(5).integers(0, 256, (19, 23, 3), dtype=np.uint8)
+    none, ink, oil = (Upscaler(model, tile=1000, style=style)(image) for style in (0, 1, 2))
+    assert not np.array_equal(none, ink) and not np.array_equal(ink, oil)
+    tiled = Upscaler(model, tile=6, overlap=receptive_radius(model), style=2)(image)
+    assert np.abs(tiled.astype(int) - oil).max() <= 1
+    with pytest.raises(ConfigError, match=re.escape("style must be 0 (none) to 2 for this generator, got 3")):
+        Upscaler(model, style=3)

@@ -7,7 +7,7 @@ import shutil
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -19,22 +19,9 @@ from mlflow import MlflowClient
 from gansr import tracking
 from gansr.config import TrackingConfig
 from gansr.errors import TrackingError
-from gansr.models.generator import build_generator
 from gansr.models.layers import BicubicUpsample, DepthToSpace
 
 CFG = TrackingConfig(experiment="gansr-test", registered_model="gansr-test", champion_margin=0.1)
-
-
-def tiny_generator(seed: int) -> keras.Model:
-    """A 1-block ×2 generator whose output depends on every weight.
-
-    The sub-pixel conv is zero-initialised (the net starts as bicubic), which
-    would hide a weight that failed to round-trip, so it is randomised here.
-    """
-    model = build_generator(scale=2, channels=4, blocks=1)
-    rng = np.random.default_rng(seed)
-    model.set_weights([rng.normal(0, 0.1, w.shape).astype("float32") for w in model.get_weights()])
-    return model
 
 
 @pytest.fixture(scope="module")
@@ -50,10 +37,10 @@ def store(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
 
 
 @pytest.fixture(scope="module")
-def registry(store: Path) -> dict[str, Any]:
+def registry(store: Path, random_generator: Callable[..., keras.Model]) -> dict[str, Any]:
     """Four versions: first, worse, better, and better by less than the margin."""
     scores = {"first": 26.0, "worse": 25.5, "better": 26.5, "marginal": 26.55}
-    models = {label: tiny_generator(seed) for seed, label in enumerate(scores)}
+    models = {label: random_generator(seed) for seed, label in enumerate(scores)}
     results, seconds = {}, []
     for label, model in models.items():
         with tracking.start_run(store, CFG.experiment, run_name=label) as run:
@@ -151,14 +138,14 @@ def test_loading_a_missing_alias_is_a_tracking_error(store: Path, registry: dict
         tracking.load_registered_generator("models:/gansr-test@nope", store)
 
 
-def test_missing_champion_metric_is_a_tracking_error(store: Path) -> None:
+def test_missing_champion_metric_is_a_tracking_error(store: Path, random_generator) -> None:
     with pytest.raises(TrackingError, match="metrics lack tracking.champion_metric 'y_psnr'"):
-        tracking.register_generator(tiny_generator(0), "unused", {"ssim": 0.9}, CFG, store)
+        tracking.register_generator(random_generator(), "unused", {"ssim": 0.9}, CFG, store)
 
 
-def test_registering_to_an_unknown_run_is_a_tracking_error(store: Path) -> None:
+def test_registering_to_an_unknown_run_is_a_tracking_error(store: Path, random_generator) -> None:
     with pytest.raises(TrackingError, match="cannot register model 'gansr-test'"):
-        tracking.register_generator(tiny_generator(0), "0" * 32, {"y_psnr": 30.0}, CFG, store)
+        tracking.register_generator(random_generator(), "0" * 32, {"y_psnr": 30.0}, CFG, store)
 
 
 def test_resume_reuses_a_known_run_and_replaces_an_unknown_one(store: Path) -> None:

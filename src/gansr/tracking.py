@@ -10,6 +10,8 @@ Stages share one run: ``train`` starts it and records its id, ``evaluate``
 and ``export`` resume it through :func:`start_run`. ``export`` calls
 :func:`register_generator`, which adds a registry version, aliases it
 ``challenger`` and moves ``champion`` only when the new version is better.
+``gansr info`` lists the versions (:func:`list_versions`) and ``gansr
+promote`` moves ``champion`` by hand under the same rule (:func:`promote`).
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import tempfile
 import threading
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
+from datetime import datetime
 from importlib import metadata
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ import numpy as np
 import requests
 from mlflow import ActiveRun, MlflowClient
 from mlflow.entities import LifecycleStage
+from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
 from mlflow.models import ModelSignature
 from mlflow.types.schema import Schema, TensorSpec
@@ -45,6 +49,7 @@ from gansr.errors import TrackingError
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
+PROMOTION_TAG = "promotion"  # a version's tag holding the last decision about its champion alias
 MODEL_NAME = "generator"  # the logged model's name inside a run
 ROOT_MARKERS = ("params.yaml", "dvc.yaml")
 # One probe of a remote server, DNS included; a healthy server answers in milliseconds.
@@ -179,7 +184,8 @@ def register_generator(
         with _in_run(run_id):
             new = _log_and_register(client, model, name, run_id, version_tags)
             champion, champion_score = _champion(client, name, metric)
-            promote, decision = _decide(new, score, champion, champion_score, metric, cfg.champion_margin)
+            promote, why = _decide(new, score, champion, champion_score, metric, cfg.champion_margin)
+            decision = f"{CHAMPION if promote else CHALLENGER}: {why}"
             _set_aliases(client, name, new, promote, decision)
     except MlflowException as exc:
         raise TrackingError(f"cannot register model '{name}': {_reason(exc)}") from exc
@@ -210,6 +216,79 @@ def load_registered_generator(uri: str, root: Path | None = None) -> keras.Model
     if not isinstance(model, keras.Model):
         raise TrackingError(f"{uri} is not a Keras model (saved as an exported SavedModel?)")
     return model
+
+
+def list_versions(root: Path, name: str) -> list[dict[str, Any]]:
+    """Every version of registered model ``name``, newest first.
+
+    Each row holds ``version``, ``aliases``, ``run_id``, ``tags`` (the scores
+    recorded at registration among them) and ``created`` (a local datetime).
+    """
+    uri = connect(root)
+    client = MlflowClient()
+    try:
+        aliases = client.get_registered_model(name).aliases
+        versions = client.search_model_versions(f"name = '{name}'")
+    except MlflowException as exc:
+        if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
+            raise TrackingError(
+                f"no registered model '{name}' in {uri} (run `dvc repro` to register one)") from exc
+        raise TrackingError(f"cannot read registered model '{name}' in {uri}: {_reason(exc)}") from exc
+    rows = [
+        {
+            "version": int(version.version),
+            "aliases": sorted(alias for alias, number in aliases.items() if number == version.version),
+            "run_id": version.run_id,
+            "tags": dict(version.tags),
+            "created": datetime.fromtimestamp(version.creation_timestamp / 1000),
+        }
+        for version in versions
+    ]
+    return sorted(rows, key=lambda row: row["version"], reverse=True)
+
+
+def promote(
+    root: Path,
+    cfg: TrackingConfig,
+    *,
+    version: int | None = None,
+    alias: str = CHALLENGER,
+    force: bool = False,
+) -> dict[str, Any]:
+    """Move ``champion`` to ``version`` (else to the version that ``alias`` names) if it is better.
+
+    Better means the same rule as at registration: ``cfg.champion_metric``
+    beats the champion's by more than ``cfg.champion_margin``. A version that
+    is not better is refused with a TrackingError unless ``force``. The
+    decision, with both scores, is stored as the version's ``promotion`` tag
+    and returned with the figures behind it.
+    """
+    name, metric = cfg.registered_model, cfg.champion_metric
+    connect(root)
+    client = MlflowClient()
+    try:
+        if version is None:
+            target = client.get_model_version_by_alias(name, alias)
+        else:
+            target = client.get_model_version(name, str(version))
+        number = int(target.version)
+        champion, champion_score = _champion(client, name, metric)
+        score = _version_score(client, target, metric)
+        result = {"name": name, "version": number, "metric": metric, "score": score,
+                  "previous_champion_version": champion, "previous_champion_score": champion_score}
+        if champion == number:
+            return {**result, "promoted": False, "decision": f"v{number} is already {CHAMPION}"}
+        better, why = _decide(number, math.nan if score is None else score, champion, champion_score,
+                              metric, cfg.champion_margin)
+        if not (better or force):
+            client.set_model_version_tag(name, str(number), PROMOTION_TAG, f"not promoted: {why}")
+            raise TrackingError(f"not promoted: {why} (--force promotes it anyway)")
+        decision = f"{CHAMPION}: {why}" if better else f"{CHAMPION} (forced): {why}"
+        client.set_registered_model_alias(name, CHAMPION, str(number))
+        client.set_model_version_tag(name, str(number), PROMOTION_TAG, decision)
+    except MlflowException as exc:
+        raise TrackingError(f"cannot promote a version of model '{name}': {_reason(exc)}") from exc
+    return {**result, "promoted": True, "decision": decision}
 
 
 def _in_run(run_id: str) -> AbstractContextManager[Any]:
@@ -247,7 +326,7 @@ def _set_aliases(client: MlflowClient, name: str, new: int, promote: bool, decis
     client.set_registered_model_alias(name, CHALLENGER, str(new))
     if promote:
         client.set_registered_model_alias(name, CHAMPION, str(new))
-    client.set_model_version_tag(name, str(new), "promotion", decision)
+    client.set_model_version_tag(name, str(new), PROMOTION_TAG, decision)
     mlflow.set_tags({"registry.model": name, "registry.version": str(new), "registry.decision": decision})
 
 
@@ -307,35 +386,40 @@ def _champion(client: MlflowClient, name: str, metric: str) -> tuple[int | None,
         if exc.error_code in ("RESOURCE_DOES_NOT_EXIST", "INVALID_PARAMETER_VALUE"):
             return None, None
         raise
+    return int(version.version), _version_score(client, version, metric)
+
+
+def _version_score(client: MlflowClient, version: ModelVersion, metric: str) -> float | None:
+    """A version's ``metric``: its version tag, else its run's metric; None when neither is known."""
     try:
-        return int(version.version), float(version.tags[metric])
+        return float(version.tags[metric])
     except (KeyError, ValueError):
         pass
     if version.run_id:
         try:
-            return int(version.version), client.get_run(version.run_id).data.metrics.get(metric)
+            return client.get_run(version.run_id).data.metrics.get(metric)
         except MlflowException:
-            pass  # the champion's run was purged; its score is unknown
-    return int(version.version), None
+            pass  # the version's run was purged; its score is unknown
+    return None
 
 
 def _decide(
     new: int, score: float, champion: int | None, champion_score: float | None, metric: str, margin: float
 ) -> tuple[bool, str]:
-    """Whether version ``new`` takes the champion alias, and why, in one line."""
+    """Whether version ``new`` deserves the champion alias, and why, in one line with both scores."""
     mine = f"v{new} ({metric} {_fmt(metric, score)})"
     if not math.isfinite(score):
         kept = f"champion v{champion} kept" if champion else "no champion set"
-        return False, f"challenger: {mine} is not a finite score; {kept}"
+        return False, f"{mine} is not a finite score; {kept}"
     if champion is None:
-        return True, f"champion: {mine}, no previous champion"
+        return True, f"{mine}, no previous champion"
     if champion_score is None or not math.isfinite(champion_score):
-        return False, f"challenger: {mine}; champion v{champion} has no {metric} to compare, kept"
+        return False, f"{mine}; champion v{champion} has no {metric} to compare, kept"
     by = f" by more than {margin:g}" if margin else ""
     theirs = f"v{champion} ({_fmt(metric, champion_score)})"
     if score > champion_score + margin:
-        return True, f"champion: {mine} beats {theirs}{by}"
-    return False, f"challenger: {mine} does not beat champion {theirs}{by}"
+        return True, f"{mine} beats {theirs}{by}"
+    return False, f"{mine} does not beat champion {theirs}{by}"
 
 
 def _metric_tags(metrics: dict[str, Any]) -> dict[str, str]:

@@ -1,0 +1,29 @@
+"""Fixtures shared by several test modules."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import keras
+import numpy as np
+import pytest
+
+from gansr.models.generator import build_generator
+
+
+@pytest.fixture(scope="session")
+def random_generator() -> Callable[..., keras.Model]:
+    """A builder of tiny generators whose output depends on every weight.
+
+    The sub-pixel conv is zero-initialised (the net starts as exactly bicubic),
+    which would hide a weight that failed to round-trip or a seam between
+    tiles, so every weight is drawn at random here.
+    """
+    def build(seed: int = 0, scale: int = 2, channels: int = 4, blocks: int = 1,
+              styles: tuple[str, ...] = ()) -> keras.Model:
+        model = build_generator(scale=scale, channels=channels, blocks=blocks, style_names=styles)
+        rng = np.random.default_rng(seed)
+        model.set_weights([rng.normal(0, 0.1, w.shape).astype("float32") for w in model.get_weights()])
+        return model
+
+    return build
