@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from gansr.models.backbone import build_backbone
 from gansr.models.discriminator import build_discriminator
-from gansr.models.generator import build_generator
+from gansr.models.generator import build_generator, copy_shared_weights, style_names
 from gansr.errors import ConfigError
 
 
@@ -63,3 +63,23 @@ def test_backbone_auto_falls_back_to_random_filters_offline(tmp_path: Path, monk
 def test_backbone_missing_weights_path_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="loss.vgg19_weights"):
         build_backbone("auto", str(tmp_path / "nope.h5"))
+
+
+def test_styled_generator_at_style_0_is_the_plain_generator(tmp_path: Path) -> None:
+    plain = build_generator(2, channels=8, blocks=2)
+    for layer in plain.layers:
+        layer.set_weights([np.random.default_rng(0).normal(0, 0.1, w.shape).astype("float32")
+                           for w in layer.get_weights()])
+    styled = build_generator(2, channels=8, blocks=2, style_names=("a", "b"))
+    copy_shared_weights(plain, styled)
+    modulation = styled.get_layer("block0_style")
+    modulation.set_weights([np.full(w.shape, 0.5, np.float32) for w in modulation.get_weights()])
+    lr = np.random.default_rng(1).random((3, 7, 9, 3), np.float32)
+    out = styled([lr, np.array([0, 1, 2], np.int32)]).numpy()
+    np.testing.assert_allclose(out[0], plain(lr[:1])[0], atol=1e-6)  # style 0: untouched
+    assert np.abs(out[1] - plain(lr[1:2])[0]).max() > 1e-3  # a style changes the output
+    path = tmp_path / "styled.keras"
+    styled.save(path)
+    reloaded = keras.saving.load_model(path, safe_mode=True)
+    assert style_names(reloaded) == ["a", "b"] and style_names(plain) == []
+    np.testing.assert_allclose(reloaded([lr, np.array([0, 1, 2], np.int32)]), out, atol=1e-6)

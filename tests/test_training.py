@@ -43,6 +43,7 @@ TINY = {
     "train": {"patch_size": PATCH, "batch_size": BATCH, "pretrain_steps": 6, "gan_steps": 3,
               "checkpoint_every": 2, "log_every": 2, "precision": "float32"},
     "loss": {"backbone": "random"},
+    "style": {"image_size": 32, "steps": 12, "lr": 0.05},
     "tracking": {"experiment": "gansr-test"},
 }
 PSNR_LOSSES = {"pixel"}
@@ -523,3 +524,21 @@ def test_fine_tuning_without_a_pretrained_generator_is_a_gansr_error(pairs_dir: 
     with pytest.raises(GansrError, match="generator.keras"):
         phases.train_gan(tiny_params(), pairs_dir, tmp_path / "missing", tmp_path / "gan",
                          tmp_path / "checkpoints", tmp_path)
+
+
+def test_train_style_learns_styles_without_touching_super_resolution(
+        psnr_run: dict[str, Any], pairs_dir: Path, mlflow_uri: str, tmp_path: Path) -> None:
+    # Styles train on top of a finished generator; the pretrained one serves here.
+    out = tmp_path / "style"
+    summary = phases.train_style(tiny_params(), pairs_dir, psnr_run["out"], out, tmp_path / "checkpoints",
+                                 tmp_path)
+    assert summary["styles"] == "gravel,brick,colorwheel" and summary["steps"] == 12
+    assert set(summary["final_losses"]) == {"total", "content", "style"}
+    styled = load_generator(out / "generator.keras")
+    plain = load_generator(psnr_run["out"] / "generator.keras")
+    lr = np.random.default_rng(0).random((2, 6, 5, 3), np.float32)
+    none = styled([lr, np.zeros(2, np.int32)]).numpy()
+    np.testing.assert_allclose(none, plain(lr), atol=1e-5)  # the trunk stayed frozen
+    assert np.abs(styled([lr, np.ones(2, np.int32)]).numpy() - none).max() > 1e-4  # styles learned
+    history = MlflowClient(tracking_uri=mlflow_uri).get_metric_history(summary["run_id"], "style/style")
+    assert len(history) == 6

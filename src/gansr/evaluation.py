@@ -14,6 +14,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
+import tensorflow as tf
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
@@ -21,8 +22,11 @@ from gansr.atomic import atomic_path, write_json
 from gansr.config import EvaluateConfig
 from gansr.errors import DataError
 from gansr.imageio import read_rgb
+from gansr.data.styles import StyleImage, style_grams
 from gansr.inference import Upscaler, bicubic_upscale
+from gansr.losses import gram_style_loss
 from gansr.metrics import y_psnr, y_ssim
+from gansr.models.backbone import Backbone
 
 BASELINE = "bicubic"
 LABEL_HEIGHT = 16
@@ -129,3 +133,62 @@ def _centre_crop_origin(shape: tuple[int, ...], crop: int, scale: int) -> tuple[
     top = max(0, (shape[0] - crop) // 2) // scale * scale
     left = max(0, (shape[1] - crop) // 2) // scale * scale
     return top, left
+
+
+def style_scores(model: keras.Model, pairs: list[ImagePair], styles: list[StyleImage],
+                 backbone: Backbone) -> tuple[dict, dict[str, list[np.ndarray]]]:
+    """Gram distance to each style image, of the styled and of the unstyled output.
+
+    Returns the scores (per style and their mean relative reduction) and the
+    outputs per column (``none`` and each style name) for the sample grid.
+    """
+    grams = style_grams(backbone, styles)
+    outputs = {"none": [Upscaler(model, style=0)(p.lr) for p in pairs]}
+    scores: dict = {}
+    for index, style in enumerate(styles, start=1):
+        outputs[style.name] = [Upscaler(model, style=index)(p.lr) for p in pairs]
+        target = [g[index - 1 : index] for g in grams]
+
+        def distance(images: list[np.ndarray]) -> float:
+            return float(np.mean([gram_style_loss(backbone(tf.constant(i[None], tf.float32) / 255.0), target)
+                                  for i in images]))
+
+        styled, unstyled = distance(outputs[style.name]), distance(outputs["none"])
+        scores[style.name] = {"gram_styled": round(styled, 5), "gram_unstyled": round(unstyled, 5),
+                              "reduction": round(1 - styled / unstyled, 4)}
+    scores["mean_reduction"] = round(float(np.mean([s["reduction"] for s in scores.values()])), 4)
+    return scores, outputs
+
+
+def style_grid(pairs: list[ImagePair], outputs: dict[str, list[np.ndarray]], styles: list[StyleImage],
+               cell: int) -> Image.Image:
+    """A header row of style images, then per test image its unstyled and styled crops."""
+    columns = list(outputs)
+    thumbnails = {s.name: Image.fromarray(s.image).resize((cell, cell)) for s in styles}
+    grid = Image.new("RGB", (cell * len(columns), (cell + LABEL_HEIGHT) * (len(pairs) + 1)), "white")
+    draw = ImageDraw.Draw(grid)
+    for c, name in enumerate(columns):
+        draw.text((c * cell + 2, 2), "no style" if name == "none" else f"style: {name}", fill="black")
+        if name in thumbnails:
+            grid.paste(thumbnails[name], (c * cell, LABEL_HEIGHT))
+    for r, pair in enumerate(pairs, start=1):
+        top, left = _centre_crop_origin(pair.hr.shape, cell, 1)
+        y = r * (cell + LABEL_HEIGHT)
+        draw.text((2, y + 2), pair.name, fill="black")
+        for c, name in enumerate(columns):
+            crop = outputs[name][r - 1][top : top + cell, left : left + cell]
+            grid.paste(Image.fromarray(crop), (c * cell, y + LABEL_HEIGHT))
+    return grid
+
+
+def evaluate_styles(model: keras.Model, pairs: list[ImagePair], styles: list[StyleImage],
+                    backbone: Backbone, cfg: EvaluateConfig, metrics_dir: Path, plots_dir: Path) -> dict:
+    """Score the styled generator on ``pairs``; write ``style.json`` and ``styles.png``."""
+    scores, outputs = style_scores(model, pairs, styles, backbone)
+    write_json(metrics_dir / "style.json", scores)
+    shown = pairs[: cfg.sample_images]
+    cell = min(cfg.sample_crop, *(min(p.hr.shape[:2]) for p in shown))
+    grid = style_grid(shown, {name: out[: len(shown)] for name, out in outputs.items()}, styles, cell)
+    with atomic_path(plots_dir / "styles.png") as tmp:
+        grid.save(tmp, format="PNG")
+    return scores

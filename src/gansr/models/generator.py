@@ -5,13 +5,18 @@ Lim et al. 2017), one convolution predicts ``3·scale²`` channels that a
 sub-pixel shuffle turns into the HR residual (ESPCN, Shi et al. 2016), and a
 global bicubic skip adds the interpolated input, so the network only learns
 the detail bicubic misses. Fully convolutional: any input size.
+
+With ``style_names``, the generator takes a second input, a style index per
+image (0 = none, i = ``style_names[i - 1]``), which modulates every residual
+block and the trunk output (:class:`~gansr.models.layers.StyleModulation`).
+Layer names are shared with the plain generator so its weights carry over.
 """
 
 from __future__ import annotations
 
 import keras
 
-from gansr.models.layers import BicubicUpsample, DepthToSpace
+from gansr.models.layers import BicubicUpsample, DepthToSpace, StyleModulation
 
 # Residual scaling keeps activations bounded in deep no-BN trunks (EDSR §3.2).
 RESIDUAL_SCALE = 0.2
@@ -25,15 +30,23 @@ def residual_block(x: keras.KerasTensor, channels: int, name: str) -> keras.Kera
     return keras.layers.Add(name=f"{name}_add")([x, y])
 
 
-def build_generator(scale: int, channels: int, blocks: int, name: str = "generator") -> keras.Model:
-    """Build the generator for ``scale`` ∈ {2, 3, 4}; input (None, None, 3)."""
+def build_generator(scale: int, channels: int, blocks: int, name: str = "generator",
+                    style_names: tuple[str, ...] = ()) -> keras.Model:
+    """Build the generator for ``scale`` ∈ {2, 3, 4}; input (None, None, 3) [+ style index]."""
     lr = keras.Input(shape=(None, None, 3), name="lr")
+    style = keras.Input(shape=(), dtype="int32", name="style") if style_names else None
+
+    def modulate(x: keras.KerasTensor, where: str) -> keras.KerasTensor:
+        if style is None:
+            return x
+        return StyleModulation(list(style_names), name=f"{where}_style")([x, style])
+
     head = keras.layers.Conv2D(channels, 3, padding="same", name="head")(lr)
     x = head
     for i in range(blocks):
-        x = residual_block(x, channels, name=f"block{i}")
+        x = modulate(residual_block(x, channels, name=f"block{i}"), f"block{i}")
     x = keras.layers.Conv2D(channels, 3, padding="same", name="trunk_out")(x)
-    x = keras.layers.Add(name="trunk_skip")([head, x])
+    x = modulate(keras.layers.Add(name="trunk_skip")([head, x]), "trunk")
     # Zero-initialised so training starts from exactly bicubic.
     x = keras.layers.Conv2D(
         3 * scale * scale, 3, padding="same", kernel_initializer="zeros", name="to_subpixels", dtype="float32"
@@ -41,4 +54,19 @@ def build_generator(scale: int, channels: int, blocks: int, name: str = "generat
     residual = DepthToSpace(scale, name="subpixel", dtype="float32")(x)
     bicubic = BicubicUpsample(scale, name="bicubic", dtype="float32")(lr)
     sr = keras.layers.Add(name="sr", dtype="float32")([bicubic, residual])
-    return keras.Model(lr, sr, name=name)
+    return keras.Model([lr, style] if style is not None else lr, sr, name=name)
+
+
+def style_names(generator: keras.Model) -> list[str]:
+    """The styles a generator knows (index 1, 2, …), or [] for a plain generator."""
+    for layer in generator.layers:
+        if isinstance(layer, StyleModulation):
+            return layer.names
+    return []
+
+
+def copy_shared_weights(source: keras.Model, target: keras.Model) -> None:
+    """Copy every layer's weights from ``source`` into the same-named layer of ``target``."""
+    for layer in source.layers:
+        if layer.weights:
+            target.get_layer(layer.name).set_weights(layer.get_weights())

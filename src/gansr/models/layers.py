@@ -58,3 +58,40 @@ class BicubicUpsample(_IntegerUpscale):
     def call(self, x: tf.Tensor) -> tf.Tensor:
         size = tf.shape(x)[1:3] * self.scale
         return tf.cast(tf.image.resize(x, size, method="bicubic"), x.dtype)
+
+
+@keras.saving.register_keras_serializable(package="gansr")
+class StyleModulation(keras.layers.Layer):
+    """Per-style feature-wise scale and shift: x · (1 + γ_s) + β_s (FiLM / conditional IN).
+
+    Style transfer as in Dumoulin et al. (2017, "A learned representation for
+    artistic style"): one network, a small set of modulation parameters per
+    style. Style 0 means "no style" and is the identity by construction, so a
+    styled generator at style 0 is exactly the super-resolution generator it
+    was built from. ``names`` lists styles 1..N so the saved model knows them.
+    """
+
+    def __init__(self, names: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.names = list(names)
+
+    def build(self, input_shape: list[tuple]) -> None:
+        channels = input_shape[0][-1]
+        shape = (len(self.names), channels)
+        self.gamma = self.add_weight(shape=shape, initializer="zeros", name="gamma")
+        self.beta = self.add_weight(shape=shape, initializer="zeros", name="beta")
+
+    def call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
+        x, style = inputs
+        style = tf.reshape(tf.cast(style, tf.int32), [-1])
+        styled = tf.cast(style > 0, x.dtype)[:, None, None, None]
+        index = tf.maximum(style - 1, 0)
+        gamma = tf.cast(tf.gather(self.gamma, index), x.dtype)[:, None, None, :]
+        beta = tf.cast(tf.gather(self.beta, index), x.dtype)[:, None, None, :]
+        return x + styled * (x * gamma + beta)
+
+    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
+        return input_shape[0]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "names": self.names}

@@ -1,8 +1,10 @@
-"""The two training phases, each a DVC stage and an MLflow run.
+"""The three training phases, each a DVC stage and an MLflow run.
 
 1. ``train_psnr``: PSNR-oriented pretraining with the pixel loss only.
 2. ``train_gan``: adversarial fine-tuning from the pretrained EMA weights,
    with pixel + perceptual + adversarial losses.
+3. ``train_style``: per-style modulation parameters on top of the frozen GAN
+   generator, with perceptual content + Gram-matrix style losses.
 
 Each phase keeps its checkpoints outside DVC's outputs, in a folder keyed by
 everything that determines the result (params, data, initial weights), so a
@@ -34,12 +36,14 @@ from gansr.data.dataset import training_dataset
 from gansr.data.pairs import read_manifest
 from gansr.evaluation import load_pairs, mean_gain_db
 from gansr.inference import Upscaler, load_generator
+from gansr.data.styles import load_styles, style_grams
 from gansr.models.backbone import build_backbone
 from gansr.models.discriminator import build_discriminator
-from gansr.models.generator import build_generator
+from gansr.models.generator import build_generator, copy_shared_weights
+from gansr.models.layers import StyleModulation
 from gansr.training.loop import LoopSettings, StepFn, run_loop
 from gansr.training.precision import apply_precision, float32_policy, make_optimizer
-from gansr.training.steps import GanWeights, make_gan_step, make_pretrain_step
+from gansr.training.steps import GanWeights, make_gan_step, make_pretrain_step, make_style_step
 
 log = logging.getLogger(__name__)
 
@@ -107,13 +111,52 @@ def train_gan(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, ch
                       root, step, state, ema, settings, policy, extra={"backbone": backbone.kind})
 
 
-def _generator(params: Params, name: str = "generator") -> keras.Model:
-    return build_generator(params.scale, params.model.channels, params.model.blocks, name=name)
+def train_style(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, checkpoints: Path,
+                root: Path) -> dict[str, Any]:
+    """Learn one modulation per style image on top of the GAN generator; save to ``out_dir``.
+
+    Only the style modulation parameters train: the super-resolution trunk is
+    frozen, so style 0 of the result reproduces the GAN generator exactly.
+    """
+    train, style = params.train, params.style
+    manifest = read_manifest(pairs_dir)
+    base = load_generator(init_dir / GENERATOR_FILE)
+    styles = load_styles(style)
+    names = tuple(s.name for s in styles)
+    policy = apply_precision(train.precision)
+    keras.utils.set_random_seed(params.seed)
+    generator = _generator(params, style_names=names)
+    copy_shared_weights(base, generator)
+    for layer in generator.layers:
+        layer.trainable = isinstance(layer, StyleModulation)
+    with float32_policy():
+        ema = _generator(params, name="generator_ema", style_names=names)
+    ema.set_weights(generator.get_weights())
+    backbone = build_backbone(params.loss.backbone, params.loss.vgg19_weights)
+    grams = style_grams(backbone, styles)
+    optimizer = make_optimizer(style.lr, policy)
+    optimizer.build(generator.trainable_variables)
+    step = make_style_step(generator, ema, optimizer, backbone, grams, style.content_weight,
+                           style.style_weight, train.ema_decay)
+    state = {"generator": generator, "ema": ema, "optimizer": optimizer}
+    key = _checkpoint_key("style", params.seed, params.scale, params.model, train, params.loss, style,
+                          pairs_dir / "manifest.parquet", init_dir / GENERATOR_FILE)
+    settings = LoopSettings(style.steps, train.checkpoint_every, train.log_every, "style",
+                            train.nan_policy)
+    return _run_phase("style", params, manifest, pairs_dir, out_dir, checkpoints / f"style-{key}",
+                      root, step, state, ema, settings, policy,
+                      extra={"backbone": backbone.kind, "styles": ",".join(names)}, score_val=False)
+
+
+def _generator(params: Params, name: str = "generator", style_names: tuple[str, ...] = ()) -> keras.Model:
+    return build_generator(params.scale, params.model.channels, params.model.blocks, name=name,
+                           style_names=style_names)
 
 
 def _run_phase(phase: str, params: Params, manifest: pd.DataFrame, pairs_dir: Path, out_dir: Path,
                checkpoint_dir: Path, root: Path, step: StepFn, state: dict[str, Any], ema: keras.Model,
-               settings: LoopSettings, policy: str, extra: dict[str, str]) -> dict[str, Any]:
+               settings: LoopSettings, policy: str, extra: dict[str, str],
+               score_val: bool = True) -> dict[str, Any]:
     train = params.train
 
     def batches(start: int) -> Iterator[tuple[tf.Tensor, tf.Tensor]]:
@@ -142,7 +185,9 @@ def _run_phase(phase: str, params: Params, manifest: pd.DataFrame, pairs_dir: Pa
         seconds = time.monotonic() - started
         summary = {"phase": phase, "run_id": run.info.run_id, "steps": settings.steps,
                    "precision": policy, "final_losses": final, "seconds_this_attempt": round(seconds, 1),
-                   **_validate(ema, manifest, pairs_dir, params.scale, phase, settings.steps), **extra}
+                   **extra}
+        if score_val:
+            summary.update(_validate(ema, manifest, pairs_dir, params.scale, phase, settings.steps))
         mlflow.log_metric(f"{phase}/train_seconds", seconds)
         with atomic_path(out_dir) as tmp:
             tmp.mkdir()

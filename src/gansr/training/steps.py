@@ -33,6 +33,19 @@ def only_if_finite(losses: list[tf.Tensor], update: Callable[[], tf.Tensor]) -> 
     return tf.cond(finite, update, lambda: tf.constant(False))
 
 
+def update_if_finite(losses: list[tf.Tensor], optimizer: keras.optimizers.Optimizer,
+                     grads: list[tf.Tensor], generator: keras.Model, ema: keras.Model,
+                     ema_decay: float) -> None:
+    """Apply ``grads`` to the generator's trainable weights, then its EMA, if the losses are finite."""
+
+    def update() -> tf.Tensor:
+        optimizer.apply_gradients(zip(grads, generator.trainable_variables))
+        update_ema(ema, generator, ema_decay_at(optimizer.iterations, ema_decay))
+        return tf.constant(True)
+
+    only_if_finite(losses, update)
+
+
 def make_pretrain_step(generator: keras.Model, ema: keras.Model, optimizer: keras.optimizers.Optimizer,
                        pixel_kind: str, ema_decay: float):
     """One step of L_resolution minimisation, then an EMA update."""
@@ -44,13 +57,7 @@ def make_pretrain_step(generator: keras.Model, ema: keras.Model, optimizer: kera
             loss = losses.pixel_loss(sr, hr, pixel_kind)
             scaled = optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, generator.trainable_variables)
-
-        def update() -> tf.Tensor:
-            optimizer.apply_gradients(zip(grads, generator.trainable_variables))
-            update_ema(ema, generator, ema_decay_at(optimizer.iterations, ema_decay))
-            return tf.constant(True)
-
-        only_if_finite([loss], update)
+        update_if_finite([loss], optimizer, grads, generator, ema, ema_decay)
         return {"pixel": loss}
 
     return step
@@ -90,5 +97,33 @@ def make_gan_step(generator: keras.Model, ema: keras.Model, discriminator: keras
         only_if_finite([g_loss, d_loss], update)
         return {"g_total": g_loss, "pixel": pixel, "perceptual": perceptual,
                 "adversarial": adversarial, "d_loss": d_loss}
+
+    return step
+
+
+def make_style_step(generator: keras.Model, ema: keras.Model, optimizer: keras.optimizers.Optimizer,
+                    backbone: Backbone, style_grams: list[tf.Tensor], content_weight: float,
+                    style_weight: float, ema_decay: float):
+    """One step of style fine-tuning: each image in the batch gets a random style 1..N.
+
+    L = content_weight · L_content(G(x, s), x_HR) + style_weight · L_style(G(x, s), style s),
+    with ``style_grams[layer][s - 1]`` the Gram matrices of style image s.
+    """
+    num_styles = int(style_grams[0].shape[0])
+
+    @tf.function(jit_compile=False, reduce_retracing=True)
+    def step(lr: tf.Tensor, hr: tf.Tensor) -> dict[str, tf.Tensor]:
+        style = tf.random.uniform([tf.shape(lr)[0]], 1, num_styles + 1, dtype=tf.int32)
+        with tf.GradientTape() as tape:
+            sr = generator([lr, style], training=True)
+            features = backbone(sr)
+            content = losses.perceptual_loss(features, backbone(hr))
+            targets = [tf.gather(grams, style - 1) for grams in style_grams]
+            style_loss = losses.gram_style_loss(features, targets)
+            total = content_weight * content + style_weight * style_loss
+            scaled = optimizer.scale_loss(total)
+        grads = tape.gradient(scaled, generator.trainable_variables)
+        update_if_finite([total], optimizer, grads, generator, ema, ema_decay)
+        return {"total": total, "content": content, "style": style_loss}
 
     return step

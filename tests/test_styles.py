@@ -1,0 +1,47 @@
+"""Style images: the offline built-in set, the user's folder, their Gram targets."""
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+
+from gansr.config import StyleConfig
+from gansr.data.styles import BUILTIN_STYLES, load_styles, resize_shorter_side, style_grams
+from gansr.errors import DataError
+from gansr.models.backbone import build_backbone
+
+
+def test_builtin_styles_load_offline_with_their_origin() -> None:
+    styles = load_styles(StyleConfig(image_size=64))
+    assert [s.name for s in styles] == [b.name for b in BUILTIN_STYLES]
+    assert all(min(s.image.shape[:2]) == 64 and s.image.shape[2] == 3 for s in styles)
+    assert all(b.licence and b.origin for b in BUILTIN_STYLES)
+
+
+def test_folder_styles_are_named_by_file_in_sorted_order(tmp_path: Path) -> None:
+    for name, colour in (("zebra", (0, 0, 0)), ("autumn", (200, 80, 0))):
+        Image.new("RGB", (80, 40), colour).save(tmp_path / f"{name}.png")
+    styles = load_styles(StyleConfig(source="folder", folder=str(tmp_path), image_size=32))
+    assert [s.name for s in styles] == ["autumn", "zebra"]
+    assert styles[0].image.shape == (32, 64, 3)
+
+
+@pytest.mark.parametrize("make", [lambda p: None, lambda p: p.mkdir()])
+def test_missing_or_empty_style_folder_names_the_setting(tmp_path: Path, make) -> None:
+    folder = tmp_path / "styles"
+    make(folder)
+    with pytest.raises(DataError, match="style.folder"):
+        load_styles(StyleConfig(source="folder", folder=str(folder)))
+
+
+def test_gram_targets_stack_one_matrix_per_style_and_layer() -> None:
+    styles = load_styles(StyleConfig(image_size=32))
+    grams = style_grams(build_backbone("random"), styles)
+    assert [tuple(g.shape) for g in grams] == [(3, 32, 32), (3, 64, 64), (3, 128, 128)]
+    # Different textures, different statistics.
+    assert not np.allclose(grams[0][0], grams[0][2])
+
+
+def test_resize_keeps_the_aspect_ratio() -> None:
+    assert resize_shorter_side(np.zeros((100, 300, 3), np.uint8), 50).shape == (50, 150, 3)
