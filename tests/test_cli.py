@@ -1,4 +1,4 @@
-"""The `gansr` command: upscaling, input conversion notes, one-line errors, exit codes."""
+"""The `gansr` command: upscaling files and folders, input conversion notes, one-line errors, exit codes."""
 
 from __future__ import annotations
 
@@ -9,6 +9,7 @@ import pytest
 from PIL import Image
 
 from gansr.cli import main
+from gansr.inference import DEFAULT_OVERLAP
 from gansr.models.generator import build_generator
 
 
@@ -21,6 +22,30 @@ def model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 def upscale(*args: str | Path) -> None:
     main(["upscale", *map(str, args)])
+
+
+def exit_code(*args: str | Path) -> int:
+    """Run `gansr upscale` with ``args``; its exit code (0 when it returns normally)."""
+    try:
+        upscale(*args)
+    except SystemExit as exit_info:
+        return int(exit_info.code or 0)
+    return 0
+
+
+def photo_folder(folder: Path) -> Path:
+    """Two photos (one in a subfolder) plus files that are not photos, in ``folder``."""
+    (folder / "sub").mkdir(parents=True)
+    Image.new("RGB", (5, 4), "red").save(folder / "a.png")
+    Image.new("RGB", (6, 3), "blue").save(folder / "sub" / "b.jpg")
+    (folder / "notes.txt").write_text("not an image, not a failure")
+    (folder / ".thumbs").mkdir()
+    Image.new("RGB", (2, 2)).save(folder / ".thumbs" / "a.png")  # hidden: skipped
+    return folder
+
+
+def written(folder: Path) -> list[str]:
+    return sorted(path.relative_to(folder).as_posix() for path in folder.rglob("*") if path.is_file())
 
 
 def test_output_is_scale_times_input_rgb_png(tmp_path: Path, model_path: Path, capsys) -> None:
@@ -72,3 +97,106 @@ def test_summary_before_any_run_says_what_to_do(tmp_path: Path, capsys) -> None:
     with pytest.raises(SystemExit):
         main(["summary", "--root", str(tmp_path)])
     assert "run `dvc repro` first" in capsys.readouterr().err
+
+
+def test_a_folder_is_mirrored_and_unreadable_files_are_skipped(tmp_path: Path, model_path: Path,
+                                                                capsys) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    broken = photos / "sub" / "broken.png"
+    broken.write_bytes(b"this is not a picture")
+    assert exit_code(photos, tmp_path / "out", "--model", model_path) == 1
+    assert written(tmp_path / "out") == ["a.png", "sub/b.png"]
+    with Image.open(tmp_path / "out" / "sub" / "b.png") as out:
+        assert (out.format, out.size) == ("PNG", (18, 9))
+    captured = capsys.readouterr()
+    assert [line for line in captured.err.splitlines() if line.startswith(("skipped", "gansr"))] == [
+        f"skipped {broken}: not a readable image",
+        f"gansr upscale: error: 1 of 3 images in {photos} could not be read (listed above)",
+    ]
+    assert f"{tmp_path / 'out'}: 2 of 3 images upscaled ×3" in captured.out
+
+
+def test_an_output_folder_inside_the_input_is_not_upscaled_again(tmp_path: Path, model_path: Path,
+                                                                   capsys) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    for _ in range(2):
+        assert exit_code(photos, photos / "x3", "--model", model_path) == 0
+        assert "2 of 2 images upscaled" in capsys.readouterr().out
+    assert written(photos / "x3") == ["a.png", "sub/b.png"]
+
+
+def test_a_folder_without_images_or_into_a_file_is_one_line_exit_1(tmp_path: Path, model_path: Path,
+                                                                   capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    assert exit_code(tmp_path / "empty", tmp_path / "out", "--model", model_path) == 1
+    assert "has no images" in capsys.readouterr().err
+    photos = photo_folder(tmp_path / "photos")
+    (tmp_path / "file.png").write_bytes(b"")
+    assert exit_code(photos, tmp_path / "file.png", "--model", model_path) == 1
+    assert "must be a folder" in capsys.readouterr().err
+
+
+def test_a_file_into_an_existing_folder_lands_inside_it(tmp_path: Path, model_path: Path) -> None:
+    Image.new("RGB", (4, 4)).save(tmp_path / "in.jpg")
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "keep.txt").write_text("still here")
+    upscale(tmp_path / "in.jpg", tmp_path / "out", "--model", model_path)
+    assert written(tmp_path / "out") == ["in.png", "keep.txt"]
+
+
+def test_tiles_give_the_same_picture(tmp_path: Path, model_path: Path) -> None:
+    rng = np.random.default_rng(0)
+    Image.fromarray(rng.integers(0, 256, (13, 17, 3), dtype=np.uint8)).save(tmp_path / "in.png")
+    upscale(tmp_path / "in.png", tmp_path / "whole.png", "--model", model_path)
+    upscale(tmp_path / "in.png", tmp_path / "tiled.png", "--model", model_path,
+            "--tile", "5", "--overlap", "6")
+    with Image.open(tmp_path / "whole.png") as whole, Image.open(tmp_path / "tiled.png") as tiled:
+        np.testing.assert_array_equal(np.asarray(tiled), np.asarray(whole))
+
+
+def test_help_shows_the_library_default_overlap(capsys) -> None:
+    with pytest.raises(SystemExit):
+        main(["upscale", "--help"])
+    assert f"(default: {DEFAULT_OVERLAP})" in " ".join(capsys.readouterr().out.split())
+
+
+@pytest.mark.parametrize("flags", [["--tile", "0"], ["--overlap", "-1"], ["--tile", "big"]])
+def test_bad_tile_flags_exit_2(tmp_path: Path, flags: list[str], capsys) -> None:
+    assert exit_code(tmp_path / "in.png", tmp_path / "out.png", *flags) == 2
+    assert flags[0] in capsys.readouterr().err
+
+
+@pytest.fixture(scope="module")
+def styled_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    path = tmp_path_factory.mktemp("styled") / "styled.keras"
+    model = build_generator(scale=2, channels=4, blocks=1, style_names=("ink", "oil"))
+    modulation = model.get_layer("trunk_style")
+    modulation.set_weights([np.full(w.shape, 0.5, np.float32) for w in modulation.get_weights()])
+    head = model.get_layer("to_subpixels")
+    head.set_weights([np.full(w.shape, 0.05, np.float32) for w in head.get_weights()])
+    model.save(path)
+    return path
+
+
+def test_style_by_name_or_index_changes_the_output(tmp_path: Path, styled_model_path: Path) -> None:
+    Image.fromarray(np.random.default_rng(0).integers(0, 256, (9, 8, 3), dtype=np.uint8)).save(
+        tmp_path / "in.png")
+    outputs = {}
+    for style in ("none", "oil", "2"):
+        upscale(tmp_path / "in.png", tmp_path / f"{style}.png", "--model", styled_model_path, "--style", style)
+        outputs[style] = np.asarray(Image.open(tmp_path / f"{style}.png"))
+    assert outputs["none"].shape == (18, 16, 3)
+    assert np.array_equal(outputs["oil"], outputs["2"])
+    assert not np.array_equal(outputs["oil"], outputs["none"])
+
+
+@pytest.mark.parametrize(("model", "style", "expected"),
+                         [("styled", "watercolour", "knows ink, oil"), ("plain", "oil", "has no styles")])
+def test_unknown_style_is_one_line_and_exit_1(tmp_path: Path, styled_model_path: Path, model_path: Path,
+                                              capsys, model: str, style: str, expected: str) -> None:
+    Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
+    path = styled_model_path if model == "styled" else model_path
+    with pytest.raises(SystemExit) as exit_info:
+        upscale(tmp_path / "in.png", tmp_path / "out.png", "--model", path, "--style", style)
+    assert exit_info.value.code == 1
+    assert expected in capsys.readouterr().err

@@ -28,6 +28,7 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_stage_wrote_its_outputs(repo: Path) -> None:
     for path in ("data/raw/sources.csv", "data/pairs/manifest.parquet", "reports/validation/index.html",
                  "metrics/validation.json", "models/psnr/generator.keras", "models/gan/generator.keras",
+                 "models/style/generator.keras", "metrics/style.json", "plots/styles.png",
                  "metrics/eval.json", "metrics/per_image.csv", "plots/samples.png",
                  "models/export/generator.keras", "models/export/registry.json", "dvc.lock"):
         assert (repo / path).is_file(), path
@@ -47,6 +48,15 @@ def test_metrics_compare_each_generator_with_bicubic(repo: Path) -> None:
         assert metrics[method]["megapixels_per_s"] > 0
     shown = run(repo, "dvc", "metrics", "show")
     assert "eval.json" in shown.stdout and "gan.y_psnr" in shown.stdout
+
+
+def test_style_scores_compare_styled_with_unstyled(repo: Path) -> None:
+    scores = json.loads((repo / "metrics" / "style.json").read_text())
+    assert set(scores) == {"gravel", "brick", "colorwheel", "mean_reduction"}
+    for name in ("gravel", "brick", "colorwheel"):
+        entry = scores[name]
+        assert entry["gram_unstyled"] > 0 and entry["gram_styled"] > 0
+        assert entry["reduction"] == pytest.approx(1 - entry["gram_styled"] / entry["gram_unstyled"], abs=1e-3)
 
 
 def test_mlflow_runs_and_registry(repo: Path) -> None:

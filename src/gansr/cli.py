@@ -1,32 +1,143 @@
-"""The ``gansr`` command.
+"""The ``gansr`` command: upscale images, list and promote registered generators.
 
-Exit codes: 0 success, 1 a known error (bad input, missing model, tracking
-server down: one line on stderr), 2 bad command-line usage, 130 interrupted.
+    gansr upscale INPUT OUTPUT [--model psnr|gan|style|PATH|models:/NAME@ALIAS] [--style NAME|INDEX]
+                  [--tile N] [--overlap M]
+    gansr info [--name NAME]
+    gansr promote [--version N | --alias ALIAS] [--force] [--name NAME]
+    gansr summary [--root DIR]
+
+Exit codes: 0 success; 1 a known error (unreadable input, missing model,
+tracking server down, a promotion refused: one line on stderr; for a folder,
+one or more files skipped); 2 bad command-line usage; 130 interrupted.
 """
 
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
-from gansr.errors import GansrError, exit_on_error
+from gansr.errors import DataError, GansrError, exit_on_error
+
+if TYPE_CHECKING:
+    from gansr.config import TrackingConfig
+    from gansr.inference import Upscaler
 
 DEFAULT_MODEL = Path("models") / "export" / "generator.keras"
+# --model shortcuts: the generator each training stage wrote.
+VARIANT_MODELS = {name: Path("models") / name / "generator.keras" for name in ("psnr", "gan", "style")}
+EXIT_CODES = ("exit codes: 0 success, 1 a known error (one line on stderr), "
+              "2 bad usage, 130 interrupted")
 
 
 def upscale_command(args: argparse.Namespace) -> None:
-    """Upscale one image file with a generator."""
-    from gansr.imageio import read_rgb, write_png
+    """Upscale one image file, or every image in a folder into a mirrored output folder."""
+    from tqdm import tqdm
+
     from gansr.inference import Upscaler, load_generator
 
-    image, notes = read_rgb(args.input)
+    model = load_generator(VARIANT_MODELS.get(args.model, args.model))
+    upscaler = Upscaler(model, args.tile, args.overlap, style=_style_index(model, args.style))
+    if not args.input.is_dir():
+        output = args.output / f"{args.input.stem}.png" if args.output.is_dir() else args.output
+        print(_upscale_file(upscaler, args.input, output, print))
+        return
+    jobs = _folder_jobs(args.input, args.output)
+    failed = 0
+    for source, target in tqdm(jobs, desc="upscale", unit="image"):
+        try:
+            _upscale_file(upscaler, source, target, tqdm.write)
+        except DataError as exc:
+            failed += 1
+            tqdm.write(f"skipped {exc}", file=sys.stderr)
+    print(f"{args.output}: {len(jobs) - failed} of {len(jobs)} images upscaled ×{upscaler.scale}")
+    if failed:
+        raise DataError(f"{failed} of {len(jobs)} images in {args.input} could not be read (listed above)")
+
+
+def _style_index(model: Any, style: str) -> int:
+    """``--style`` as an index into the generator's styles: a name, a number, or none (0)."""
+    from gansr.models.generator import style_names
+
+    names = style_names(model)
+    if style in ("", "none", "0"):
+        return 0
+    if not names:
+        raise GansrError(f"--style {style}: this generator has no styles (use --model style)")
+    if style.isdigit() and 1 <= int(style) <= len(names):
+        return int(style)
+    if style in names:
+        return names.index(style) + 1
+    raise GansrError(f"--style {style}: unknown; this generator knows {', '.join(names)} (or 1-{len(names)})")
+
+
+def _upscale_file(upscaler: Upscaler, source: Path, target: Path, say: Callable[..., None]) -> str:
+    """Upscale ``source`` into the PNG ``target``; conversion notes go to ``say`` on stderr."""
+    from gansr.imageio import read_rgb, write_png
+
+    image, notes = read_rgb(source)
     for note in notes:
-        print(f"note: {args.input}: {note}", file=sys.stderr)
-    upscaled = Upscaler(load_generator(args.model))(image)
-    write_png(args.output, upscaled)
-    print(f"{args.output}: {image.shape[1]}×{image.shape[0]} → {upscaled.shape[1]}×{upscaled.shape[0]}")
+        say(f"note: {source}: {note}", file=sys.stderr)
+    upscaled = upscaler(image)
+    write_png(target, upscaled)
+    return f"{target}: {image.shape[1]}×{image.shape[0]} → {upscaled.shape[1]}×{upscaled.shape[0]}"
+
+
+def _folder_jobs(folder: Path, output: Path) -> list[tuple[Path, Path]]:
+    """(image, PNG to write) for every image under ``folder``, mirrored under ``output``.
+
+    Hidden entries are skipped, and so is ``output`` itself when it lies
+    inside ``folder``, so a rerun does not upscale its own results.
+    """
+    from gansr.data.sources import IMAGE_SUFFIXES
+
+    if output.exists() and not output.is_dir():
+        raise DataError(f"{output} is a file; the output for folder {folder} must be a folder")
+    inside_output = output.resolve()
+    jobs: dict[Path, Path] = {}
+    for path in sorted(folder.rglob("*")):
+        relative = path.relative_to(folder)
+        if (path.suffix.lower() not in IMAGE_SUFFIXES or any(part.startswith(".") for part in relative.parts)
+                or path.resolve().is_relative_to(inside_output) or not path.is_file()):
+            continue
+        target = output / relative.with_suffix(".png")
+        if target in jobs:
+            raise DataError(f"{jobs[target]} and {path} would both be written to {target}; rename one")
+        jobs[target] = path
+    if not jobs:
+        raise DataError(f"{folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+    return [(source, target) for target, source in jobs.items()]
+
+
+def info_command(args: argparse.Namespace) -> None:
+    """Print the registered versions of the model as an aligned table."""
+    from gansr import tracking
+
+    root = tracking.repo_root()
+    cfg = _tracking_config(args.name)
+    versions = tracking.list_versions(root, cfg.registered_model)
+    metrics = list(dict.fromkeys([cfg.champion_metric, "y_psnr", "ssim"]))
+    header = ["version", "aliases", "run id", *metrics, "created"]
+    rows = [
+        [str(v["version"]), ", ".join(v["aliases"]) or "-", v["run_id"] or "-",
+         *(_score(metric, v["tags"].get(metric)) for metric in metrics), f"{v['created']:%Y-%m-%d %H:%M}"]
+        for v in versions
+    ]
+    print(f"{cfg.registered_model} in {tracking.tracking_uri(root)}")
+    print(_table(header, rows))
+
+
+def promote_command(args: argparse.Namespace) -> None:
+    """Move the champion alias to a version that beats the champion (or any, with --force)."""
+    from gansr import tracking
+
+    result = tracking.promote(tracking.repo_root(), _tracking_config(args.name),
+                              version=args.version, alias=args.alias or tracking.CHALLENGER, force=args.force)
+    print(result["decision"])
 
 
 def summary_command(args: argparse.Namespace) -> None:
@@ -51,28 +162,116 @@ def summary_command(args: argparse.Namespace) -> None:
     print("Open the MLflow UI: make ui   (then http://127.0.0.1:5000)")
 
 
+def _tracking_config(name: str | None) -> TrackingConfig:
+    """The ``tracking`` section of the repository's params.yaml (defaults without one), ``--name`` applied."""
+    from gansr.config import TrackingConfig, load_params
+    from gansr.tracking import repo_root
+
+    params_file = repo_root() / "params.yaml"
+    cfg = load_params(params_file).tracking if params_file.is_file() else TrackingConfig()
+    return dataclasses.replace(cfg, registered_model=name) if name else cfg
+
+
+def _score(metric: str, tag: str | None) -> str:
+    """A version's score tag, rounded as such scores are read: dB to 2 places, ratios to 4."""
+    try:
+        value = float(tag)  # type: ignore[arg-type]
+    except (TypeError, ValueError):
+        return "-"
+    return f"{value:.2f}" if "psnr" in metric.lower() else f"{value:.4f}"
+
+
+def _table(header: list[str], rows: list[list[str]]) -> str:
+    """Columns padded to their widest cell, two spaces apart."""
+    widths = [max(len(cell) for cell in column) for column in zip(header, *rows)]
+    return "\n".join("  ".join(cell.ljust(width) for cell, width in zip(line, widths)).rstrip()
+                     for line in (header, *rows))
+
+
+def _count(minimum: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``minimum`` (else a usage error, exit 2)."""
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text!r}") from None
+        if value < minimum:
+            raise argparse.ArgumentTypeError(f"must be >= {minimum}, got {value}")
+        return value
+    return parse
+
+
 def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one subcommand per verb."""
     parser = argparse.ArgumentParser(
         prog="gansr",
-        description="GAN super-resolution: upscale images with a trained gansr generator.",
+        description="GAN super-resolution: upscale images with a trained gansr generator, "
+                    "and list or promote the generators in the MLflow Model Registry.",
+        epilog=EXIT_CODES,
     )
-    sub = parser.add_subparsers(dest="command", required=True)
-
-    up = sub.add_parser("upscale", help="upscale an image file",
-                        description="Upscale INPUT by the generator's scale and write OUTPUT as RGB PNG.")
-    up.add_argument("input", type=Path, help="image file (PNG, JPEG, WebP, TIFF, BMP)")
-    up.add_argument("output", type=Path, help="PNG file to write")
-    up.add_argument("--model", default=str(DEFAULT_MODEL),
-                    help="a .keras file or a registry URI such as models:/gansr@champion "
-                         f"(default: {DEFAULT_MODEL}, the last exported generator)")
-    up.set_defaults(func=upscale_command)
-
-    summary = sub.add_parser("summary", help="print the last pipeline run's results",
+    sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    _add_upscale(sub)
+    _add_registry_command(
+        sub, "info", info_command, "list the registered versions of the generator",
+        "List every registered version of the model: aliases, run id, test scores (from the version "
+        "tags) and creation time. Uses the repository's mlflow.db, or MLFLOW_TRACKING_URI when set.")
+    _add_promote(sub)
+    summary = sub.add_parser("summary", help="print the last pipeline run's results", epilog=EXIT_CODES,
                              description="Print metrics, MLflow run and registered version.")
     summary.add_argument("--root", default=".", help="repository root (default: current directory)")
     summary.set_defaults(func=summary_command)
     return parser
+
+
+def _add_upscale(sub: Any) -> None:
+    up = sub.add_parser(
+        "upscale", help="upscale an image file or a folder of images", epilog=EXIT_CODES,
+        description="Upscale INPUT by the generator's scale and write RGB PNG. A folder INPUT is "
+                    "mirrored into the folder OUTPUT (same relative paths, extension .png); "
+                    "unreadable files are skipped with one line each and make the exit code 1. "
+                    "Large images run in tiles so memory stays bounded.")
+    up.add_argument("input", type=Path, metavar="INPUT",
+                    help="image file (PNG, JPEG, WebP, TIFF, BMP) or folder of them")
+    up.add_argument("output", type=Path, metavar="OUTPUT",
+                    help="PNG file to write (or folder, for a folder INPUT)")
+    up.add_argument("--model", default=str(DEFAULT_MODEL), metavar="VARIANT|PATH|URI",
+                    help="psnr, gan or style (the generator a training stage wrote), a .keras file, "
+                         "or a registry URI such as models:/gansr@champion "
+                         f"(default: {DEFAULT_MODEL}, the last exported generator)")
+    up.add_argument("--style", default="none", metavar="NAME|INDEX",
+                    help="render in this style (with --model style): a style name such as gravel, "
+                         "or its index 1..N; default none")
+    up.add_argument("--tile", type=_count(1), metavar="N",
+                    help="tile side in LR pixels (default: the largest that fits a quarter of free RAM, "
+                         "64 to 1024; smaller images run whole)")
+    # 16 is gansr.inference.DEFAULT_OVERLAP, not imported here so --help stays fast (no TensorFlow).
+    up.add_argument("--overlap", type=_count(0), default=16, metavar="M",
+                    help="LR pixels of context around each tile (default: 16); seams vanish when M >= "
+                         "2·blocks + 3, the generator's receptive radius")
+    up.set_defaults(func=upscale_command)
+
+
+def _add_registry_command(sub: Any, verb: str, func: Callable[[argparse.Namespace], None], summary: str,
+                          description: str) -> argparse.ArgumentParser:
+    """A subcommand that works on one registered model, chosen with --name."""
+    parser = sub.add_parser(verb, help=summary, description=description, epilog=EXIT_CODES)
+    parser.add_argument("--name", help="registered model (default: tracking.registered_model in "
+                                       "params.yaml, else gansr)")
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _add_promote(sub: Any) -> None:
+    promote = _add_registry_command(
+        sub, "promote", promote_command, "move the champion alias to a better version",
+        "Move alias champion to a version if its tracking.champion_metric (params.yaml, default "
+        "y_psnr) beats the current champion's by more than tracking.champion_margin. A version that "
+        "does not is refused (exit 1) unless --force. The decision is printed with both scores and "
+        "stored as the version's 'promotion' tag.")
+    target = promote.add_mutually_exclusive_group()
+    target.add_argument("--version", type=_count(1), metavar="N", help="the version to promote")
+    target.add_argument("--alias", help="promote the version this alias names (default: challenger)")
+    promote.add_argument("--force", action="store_true", help="promote even if it is not better")
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import re
 import types
 import typing
 from dataclasses import dataclass, field
@@ -20,18 +21,35 @@ import yaml
 from gansr.errors import ConfigError
 
 SUPPORTED_SCALES = (2, 3, 4)
+Degradation = Literal["bicubic", "realistic"]
+DEGRADATIONS: tuple[str, ...] = get_args(Degradation)
 
 
 @dataclass(frozen=True)
 class DataConfig:
-    """Where raw images come from (``download`` stage)."""
+    """Where raw images come from (``download`` stage), and how much a downloaded archive may unpack to."""
 
-    source: Literal["builtin", "folder"] = "builtin"
+    source: Literal["builtin", "folder", "url"] = "builtin"
     folder: str = ""
+    url: str = ""
+    sha256: str = ""
+    licence: str = ""  # recorded for folder/url images; empty: a note on where to look
+    max_unpacked_mb: int = 20000
+    max_files: int = 100000
+    max_ratio: float = 200.0  # unpacked / packed bytes; a zip bomb reaches thousands
 
     def __post_init__(self) -> None:
         if self.source == "folder" and not self.folder:
             raise ConfigError("data.folder must be set when data.source is 'folder'")
+        if self.source == "url":
+            if not re.fullmatch(r"https?://[^/?#\s]+\S*", self.url):
+                raise ConfigError(f"data.url must be an http:// or https:// URL when data.source is 'url', "
+                                  f"got {self.url!r}")
+            if not re.fullmatch(r"[0-9a-fA-F]{64}", self.sha256):
+                raise ConfigError(f"data.sha256 must be the 64 hex digits of the file's SHA-256 when "
+                                  f"data.source is 'url' (e.g. from sha256sum), got {self.sha256!r}")
+        for key in ("max_unpacked_mb", "max_files", "max_ratio"):
+            _check_positive(f"data.{key}", getattr(self, key))
 
 
 @dataclass(frozen=True)
@@ -41,6 +59,16 @@ class PairsConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.25
     min_hr_size: int = 96
+    # How LR is made. The ranges below apply to "realistic" only; each is [min, max]
+    # and a value is drawn uniformly from it per image (Real-ESRGAN's first-order defaults).
+    degradation: Degradation = "bicubic"
+    second_order: bool = False
+    blur_kernel_size: tuple[int, int] = (7, 21)  # odd sizes
+    blur_sigma: tuple[float, float] = (0.2, 3.0)
+    anisotropic_prob: float = 0.4
+    noise_sigma: tuple[float, float] = (1.0, 30.0)  # grey levels
+    gray_noise_prob: float = 0.4
+    jpeg_quality: tuple[int, int] = (30, 95)
 
     def __post_init__(self) -> None:
         _check_fraction("pairs.val_fraction", self.val_fraction)
@@ -48,6 +76,15 @@ class PairsConfig:
         if self.val_fraction + self.test_fraction >= 1:
             raise ConfigError("pairs.val_fraction + pairs.test_fraction must be < 1")
         _check_positive("pairs.min_hr_size", self.min_hr_size)
+        _check_range("pairs.blur_kernel_size", self.blur_kernel_size, 1, 99)
+        if any(size % 2 == 0 for size in self.blur_kernel_size):
+            raise ConfigError(f"pairs.blur_kernel_size must be odd sizes, got {list(self.blur_kernel_size)}")
+        _check_range("pairs.blur_sigma", self.blur_sigma, 0.01, 50)
+        _check_range("pairs.noise_sigma", self.noise_sigma, 0, 255)
+        _check_range("pairs.jpeg_quality", self.jpeg_quality, 1, 100)
+        for key in ("anisotropic_prob", "gray_noise_prob"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ConfigError(f"pairs.{key} must be in [0, 1], got {getattr(self, key)}")
 
 
 @dataclass(frozen=True)
@@ -56,6 +93,9 @@ class ValidateConfig:
 
     min_train_pairs: int = 3
     min_test_pairs: int = 1
+    # fail: any bad pair fails the stage. drop: bad pairs are left out of the manifest
+    # training reads and listed in reports/validation/quarantine.csv.
+    on_bad: Literal["fail", "drop"] = "fail"
 
     def __post_init__(self) -> None:
         _check_positive("validate.min_train_pairs", self.min_train_pairs)
@@ -121,6 +161,27 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class StyleConfig:
+    """Style images and the style fine-tuning phase (``train_style`` stage)."""
+
+    source: Literal["builtin", "folder"] = "builtin"
+    folder: str = ""
+    image_size: int = 256
+    steps: int = 300
+    lr: float = 0.01
+    style_weight: float = 1.0
+    content_weight: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.source == "folder" and not self.folder:
+            raise ConfigError("style.folder must be set when style.source is 'folder'")
+        for key in ("image_size", "steps", "lr", "style_weight"):
+            _check_positive(f"style.{key}", getattr(self, key))
+        if self.content_weight < 0:
+            raise ConfigError(f"style.content_weight must be >= 0, got {self.content_weight}")
+
+
+@dataclass(frozen=True)
 class EvaluateConfig:
     """What the ``evaluate`` stage reports."""
 
@@ -154,6 +215,7 @@ class Params:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    style: StyleConfig = field(default_factory=StyleConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
 
@@ -218,13 +280,31 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
         return float(value)
     if hint is int and isinstance(value, int) and not isinstance(value, bool):
         return value
+    if hint is bool and isinstance(value, bool):
+        return value
+    if get_origin(hint) is tuple:
+        return _coerce_tuple(get_args(hint), value, key)
     if hint is str and isinstance(value, str):
         return value
     if hint is str and value is None:
         return ""
-    if isinstance(hint, types.UnionType) or hint not in (int, float, str):
+    if isinstance(hint, types.UnionType) or hint not in (int, float, str, bool):
         raise TypeError(f"unsupported config type {hint!r} for {key}")  # a bug, not user input
     raise ConfigError(f"{key} must be a {hint.__name__}, got {value!r}")
+
+
+def _coerce_tuple(hints: tuple[Any, ...], value: Any, key: str) -> tuple[Any, ...]:
+    """A fixed-length YAML list, e.g. a [min, max] range, with each item checked."""
+    if not isinstance(value, (list, tuple)) or len(value) != len(hints):
+        raise ConfigError(f"{key} must be a list of {len(hints)} values, got {value!r}")
+    return tuple(_coerce(hint, item, f"{key}[{i}]") for i, (hint, item) in enumerate(zip(hints, value)))
+
+
+def _check_range(key: str, bounds: tuple[float, float], lowest: float, highest: float) -> None:
+    low, high = bounds
+    if not lowest <= low <= high <= highest:
+        raise ConfigError(f"{key} must be [min, max] with {lowest} <= min <= max <= {highest}, "
+                          f"got {list(bounds)}")
 
 
 def _check_positive(key: str, value: float) -> None:

@@ -22,15 +22,21 @@ log = logging.getLogger("gansr")
 
 @dataclass(frozen=True)
 class Layout:
-    """Where each stage reads and writes; the same relative paths as in dvc.yaml."""
+    """Where each stage reads and writes; the same relative paths as in dvc.yaml.
+
+    Training and evaluation read the manifest in ``validated`` (the validate
+    stage's copy, without any dropped pairs), whose paths lead into ``pairs``.
+    """
 
     root: Path
     raw: Path
     pairs: Path
     validation: Path
+    validated: Path
     checkpoints: Path
     psnr: Path
     gan: Path
+    style: Path
     export: Path
     metrics: Path
     plots: Path
@@ -43,9 +49,11 @@ class Layout:
             raw=root / "data" / "raw",
             pairs=root / "data" / "pairs",
             validation=root / "reports" / "validation",
+            validated=root / "data" / "validated",
             checkpoints=root / "models" / "checkpoints",
             psnr=root / "models" / "psnr",
             gan=root / "models" / "gan",
+            style=root / "models" / "style",
             export=root / "models" / "export",
             metrics=root / "metrics",
             plots=root / "plots",
@@ -74,18 +82,24 @@ def validate(params: Params, layout: Layout) -> None:
     from gansr.atomic import write_json
     from gansr.validation import validate_pairs
 
-    summary = validate_pairs(layout.pairs, layout.validation, params.scale,
+    summary = validate_pairs(layout.pairs, layout.validation, layout.validated, params.scale,
                              params.pairs.min_hr_size, params.validate)
     # Deterministic counts only, so downstream stages rerun when the data changes, not the docs.
     write_json(layout.metrics / "validation.json", summary)
-    log.info("validate: all expectations met; data docs at %s", layout.validation / "index.html")
+    if summary["quarantined"]:
+        log.warning("validate: %d bad pairs dropped (validate.on_bad: drop), listed in %s",
+                    summary["quarantined"], layout.validation / "quarantine.csv")
+    else:
+        log.info("validate: all expectations met")
+    log.info("validate: manifest for training (%s) in %s; data docs at %s",
+             _counts(summary["kept_per_split"]), layout.validated, layout.validation / "index.html")
 
 
 def pretrain(params: Params, layout: Layout) -> None:
     """PSNR-oriented pretraining → models/psnr/."""
     from gansr.training.phases import train_psnr
 
-    summary = train_psnr(params, layout.pairs, layout.psnr, layout.checkpoints, layout.root)
+    summary = train_psnr(params, layout.validated, layout.psnr, layout.checkpoints, layout.root)
     log.info("pretrain: done, MLflow run %s", summary["run_id"])
 
 
@@ -93,9 +107,18 @@ def train_gan(params: Params, layout: Layout) -> None:
     """Adversarial fine-tuning from the pretrained generator → models/gan/."""
     from gansr.training import phases
 
-    summary = phases.train_gan(params, layout.pairs, layout.psnr, layout.gan, layout.checkpoints,
+    summary = phases.train_gan(params, layout.validated, layout.psnr, layout.gan, layout.checkpoints,
                                layout.root)
     log.info("train_gan: done, MLflow run %s", summary["run_id"])
+
+
+def train_style(params: Params, layout: Layout) -> None:
+    """Style modulations on top of the frozen GAN generator → models/style/."""
+    from gansr.training import phases
+
+    summary = phases.train_style(params, layout.validated, layout.gan, layout.style,
+                                 layout.checkpoints, layout.root)
+    log.info("train_style: done (styles %s), MLflow run %s", summary["styles"], summary["run_id"])
 
 
 VARIANTS = ("psnr", "gan")
@@ -107,13 +130,15 @@ def evaluate(params: Params, layout: Layout) -> None:
 
     from gansr import tracking
     from gansr.data.pairs import read_manifest
+    from gansr.data.styles import load_styles
     from gansr.evaluation import evaluate as run_evaluation
-    from gansr.evaluation import load_pairs
+    from gansr.evaluation import evaluate_styles, load_pairs
     from gansr.inference import load_generator
+    from gansr.models.backbone import build_backbone
 
     variant_dirs = {name: getattr(layout, name) for name in VARIANTS}
     models = {name: load_generator(path / "generator.keras") for name, path in variant_dirs.items()}
-    test_pairs = load_pairs(read_manifest(layout.pairs), layout.pairs, "test")
+    test_pairs = load_pairs(read_manifest(layout.validated), layout.validated, "test")
     summary = run_evaluation(models, test_pairs, params.scale, params.evaluate, layout.metrics,
                              layout.plots)
     for name, path in variant_dirs.items():
@@ -123,7 +148,18 @@ def evaluate(params: Params, layout: Layout) -> None:
             mlflow.log_metrics({f"test/bicubic_{k}": v for k, v in summary["bicubic"].items()})
             mlflow.log_artifact(str(layout.plots / "samples.png"), "evaluation")
             mlflow.log_artifact(str(layout.metrics / "per_image.csv"), "evaluation")
-    log.info("evaluate:\n%s", format_eval_table(summary))
+    styles = load_styles(params.style)
+    backbone = build_backbone(params.loss.backbone, params.loss.vgg19_weights)
+    style_summary = evaluate_styles(load_generator(layout.style / "generator.keras"), test_pairs,
+                                    styles, backbone, params.evaluate, layout.metrics, layout.plots)
+    with tracking.start_run(layout.root, params.tracking.experiment, run_name="style",
+                            resume_run_id=_run_id(layout.style)):
+        mlflow.log_metrics({f"test/{name}_gram_reduction": v["reduction"]
+                            for name, v in style_summary.items() if isinstance(v, dict)})
+        mlflow.log_metric("test/mean_gram_reduction", style_summary["mean_reduction"])
+        mlflow.log_artifact(str(layout.plots / "styles.png"), "evaluation")
+    log.info("evaluate:\n%s\nstyle: Gram distance to the style image, styled vs unstyled: %s",
+             format_eval_table(summary), _format_styles(style_summary))
 
 
 def export(params: Params, layout: Layout) -> None:
@@ -153,6 +189,11 @@ def format_eval_table(summary: dict[str, Any]) -> str:
         gain = f"{entry['gain_db']:+.2f}" if "gain_db" in entry else ""
         lines.append(f"{method:<10} {entry['y_psnr']:>12.2f} {entry['ssim']:>8.4f} {gain:>10}")
     return "\n".join(lines)
+
+
+def _format_styles(scores: dict[str, Any]) -> str:
+    per_style = [f"{name} −{v['reduction']:.0%}" for name, v in scores.items() if isinstance(v, dict)]
+    return f"{', '.join(per_style)} (mean −{scores['mean_reduction']:.0%})"
 
 
 def _run_id(variant_dir: Path) -> str:
