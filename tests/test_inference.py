@@ -84,7 +84,7 @@ def record_windows(upscale: Upscaler, monkeypatch: pytest.MonkeyPatch) -> list[t
     """The shapes of the inputs ``upscale`` runs its forward pass on, from now on."""
     shapes: list[tuple[int, ...]] = []
     run = upscale._run
-    monkeypatch.setattr(upscale, "_run", lambda lr: shapes.append(lr.shape) or run(lr))
+    monkeypatch.setattr(upscale, "_run", lambda lr, style: shapes.append(lr.shape) or run(lr, style))
     return shapes
 
 

@@ -143,19 +143,20 @@ def style_scores(model: keras.Model, pairs: list[ImagePair], styles: list[StyleI
     outputs per column (``none`` and each style name) for the sample grid.
     """
     grams = style_grams(backbone, styles)
-    outputs = {"none": [Upscaler(model, style=0)(p.lr) for p in pairs]}
+    upscale = Upscaler(model)
+    outputs = {"none": [upscale(p.lr, style=0) for p in pairs]}
     scores: dict = {}
     for index, style in enumerate(styles, start=1):
-        outputs[style.name] = [Upscaler(model, style=index)(p.lr) for p in pairs]
+        outputs[style.name] = [upscale(p.lr, style=index) for p in pairs]
         target = [g[index - 1 : index] for g in grams]
 
         def distance(images: list[np.ndarray]) -> float:
             return float(np.mean([gram_style_loss(backbone(tf.constant(i[None], tf.float32) / 255.0), target)
                                   for i in images]))
 
-        styled, unstyled = distance(outputs[style.name]), distance(outputs["none"])
-        scores[style.name] = {"gram_styled": round(styled, 5), "gram_unstyled": round(unstyled, 5),
-                              "reduction": round(1 - styled / unstyled, 4)}
+        with_style, without = distance(outputs[style.name]), distance(outputs["none"])
+        scores[style.name] = {"gram_styled": round(with_style, 5), "gram_unstyled": round(without, 5),
+                              "reduction": round(1 - with_style / without, 4)}
     scores["mean_reduction"] = round(float(np.mean([s["reduction"] for s in scores.values()])), 4)
     return scores, outputs
 

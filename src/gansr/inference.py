@@ -119,9 +119,8 @@ class Upscaler:
             raise ConfigError(f"tile must be > 0 LR pixels, got {tile}")
         if overlap < 0:
             raise ConfigError(f"overlap must be >= 0 LR pixels, got {overlap}")
-        styles = len(style_names(model))
-        if not 0 <= style <= styles:
-            raise ConfigError(f"style must be 0 (none) to {styles} for this generator, got {style}")
+        self.styles = len(style_names(model))
+        self.style = self._checked_style(style)
         radius = receptive_radius(model)
         if overlap < radius:
             log.warning("overlap %d is below the generator's receptive radius %d: tile seams may show",
@@ -132,31 +131,40 @@ class Upscaler:
         self.tile = tile or auto_tile(model, overlap)
         styled = len(model.inputs) > 1
 
-        def forward(lr: tf.Tensor) -> tf.Tensor:
+        def forward(lr: tf.Tensor, style_index: tf.Tensor) -> tf.Tensor:
             x = tf.cast(lr, tf.float32) / 255.0
-            return _quantise(model([x, tf.fill(tf.shape(lr)[:1], style)] if styled else x, training=False))
+            inputs = [x, tf.fill(tf.shape(lr)[:1], style_index)] if styled else x
+            return _quantise(model(inputs, training=False))
 
-        self._forward = tf.function(forward, input_signature=[tf.TensorSpec([None, None, None, 3], tf.uint8)])
+        # The style is an argument of the graph, so one trace serves every style and size.
+        self._forward = tf.function(forward, input_signature=[
+            tf.TensorSpec([None, None, None, 3], tf.uint8), tf.TensorSpec([], tf.int32)])
 
-    def __call__(self, image: np.ndarray) -> np.ndarray:
-        """H×W×3 uint8 → (s·H)×(s·W)×3 uint8."""
+    def _checked_style(self, style: int) -> int:
+        if not 0 <= style <= self.styles:
+            raise ConfigError(f"style must be 0 (none) to {self.styles} for this generator, got {style}")
+        return style
+
+    def __call__(self, image: np.ndarray, style: int | None = None) -> np.ndarray:
+        """H×W×3 uint8 → (s·H)×(s·W)×3 uint8, in ``style`` (default: the one given at construction)."""
+        style_index = tf.constant(self.style if style is None else self._checked_style(style), tf.int32)
         height, width = image.shape[:2]
         rows = _axis_windows(height, self.tile, self.overlap)
         cols = _axis_windows(width, self.tile, self.overlap)
         if len(rows) == len(cols) == 1:
-            return self._run(image[None])[0]
+            return self._run(image[None], style_index)[0]
         window_h, window_w = (min(length, self.tile + 2 * self.overlap) for length in (height, width))
         s = self.scale
         sr = np.empty((height * s, width * s, 3), np.uint8)
         for (y0, y1, wy), (x0, x1, wx) in itertools.product(rows, cols):
-            out = self._run(image[None, wy : wy + window_h, wx : wx + window_w])[0]
+            out = self._run(image[None, wy : wy + window_h, wx : wx + window_w], style_index)[0]
             core = out[(y0 - wy) * s : (y1 - wy) * s, (x0 - wx) * s : (x1 - wx) * s]
             sr[y0 * s : y1 * s, x0 * s : x1 * s] = core
         return sr
 
-    def _run(self, lr: np.ndarray) -> np.ndarray:
+    def _run(self, lr: np.ndarray, style_index: tf.Tensor) -> np.ndarray:
         """1×H×W×3 uint8 → 1×(s·H)×(s·W)×3 uint8 in one forward pass."""
-        return self._forward(lr).numpy()
+        return self._forward(lr, style_index).numpy()
 
 
 def bicubic_upscale(image: np.ndarray, scale: int) -> np.ndarray:
