@@ -142,7 +142,7 @@ def promote_command(args: argparse.Namespace) -> None:
 
 def summary_command(args: argparse.Namespace) -> None:
     """Print what the last `dvc repro` produced: metrics, MLflow run, registry."""
-    from gansr.pipeline import format_eval_table
+    from gansr.pipeline import format_eval_table, format_style_scores
     from gansr.tracking import tracking_uri
 
     root = Path(args.root).resolve()
@@ -152,8 +152,14 @@ def summary_command(args: argparse.Namespace) -> None:
         if not path.is_file():
             raise GansrError(f"{path} not found: run `dvc repro` first")
     registration = json.loads(registry_file.read_text())
-    print(f"Test split, ×{json.loads(eval_file.read_text())['scale']} (Y channel, border = scale):")
-    print(format_eval_table(json.loads(eval_file.read_text())))
+    scores = json.loads(eval_file.read_text())
+    print(f"Test split, ×{scores['scale']} (Y channel, border = scale):")
+    print(format_eval_table(scores))
+    style_file = root / "metrics" / "style.json"
+    if style_file.is_file():
+        print("Style, Gram distance to the style image (styled vs unstyled): "
+              + format_style_scores(json.loads(style_file.read_text())))
+    print("Samples:           plots/samples.png, plots/styles.png")
     print(f"\nMLflow run:        {registration['run_id']}")
     print(f"Registered model:  {registration['name']} version {registration['version']} "
           f"(aliases: {', '.join(registration['aliases']) or 'none'})")

@@ -125,20 +125,26 @@ VARIANTS = ("psnr", "gan")
 
 
 def evaluate(params: Params, layout: Layout) -> None:
-    """Score every variant against bicubic on the test split; log to each variant's run."""
+    """Score every variant against bicubic, and the styles, on the test split; log to their runs."""
+    from gansr.data.pairs import read_manifest
+    from gansr.evaluation import load_pairs
+
+    test_pairs = load_pairs(read_manifest(layout.validated), layout.validated, "test")
+    summary = _evaluate_variants(params, layout, test_pairs)
+    style_summary = _evaluate_styles(params, layout, test_pairs)
+    log.info("evaluate:\n%s\nstyle: Gram distance to the style image, styled vs unstyled: %s",
+             format_eval_table(summary), format_style_scores(style_summary))
+
+
+def _evaluate_variants(params: Params, layout: Layout, test_pairs: list) -> dict[str, Any]:
     import mlflow
 
     from gansr import tracking
-    from gansr.data.pairs import read_manifest
-    from gansr.data.styles import load_styles
     from gansr.evaluation import evaluate as run_evaluation
-    from gansr.evaluation import evaluate_styles, load_pairs
     from gansr.inference import load_generator
-    from gansr.models.backbone import build_backbone
 
     variant_dirs = {name: getattr(layout, name) for name in VARIANTS}
     models = {name: load_generator(path / "generator.keras") for name, path in variant_dirs.items()}
-    test_pairs = load_pairs(read_manifest(layout.validated), layout.validated, "test")
     summary = run_evaluation(models, test_pairs, params.scale, params.evaluate, layout.metrics,
                              layout.plots)
     for name, path in variant_dirs.items():
@@ -148,18 +154,29 @@ def evaluate(params: Params, layout: Layout) -> None:
             mlflow.log_metrics({f"test/bicubic_{k}": v for k, v in summary["bicubic"].items()})
             mlflow.log_artifact(str(layout.plots / "samples.png"), "evaluation")
             mlflow.log_artifact(str(layout.metrics / "per_image.csv"), "evaluation")
-    styles = load_styles(params.style)
+    return summary
+
+
+def _evaluate_styles(params: Params, layout: Layout, test_pairs: list) -> dict[str, Any]:
+    import mlflow
+
+    from gansr import tracking
+    from gansr.data.styles import load_styles
+    from gansr.evaluation import evaluate_styles
+    from gansr.inference import load_generator
+    from gansr.models.backbone import build_backbone
+
     backbone = build_backbone(params.loss.backbone, params.loss.vgg19_weights)
-    style_summary = evaluate_styles(load_generator(layout.style / "generator.keras"), test_pairs,
-                                    styles, backbone, params.evaluate, layout.metrics, layout.plots)
+    scores = evaluate_styles(load_generator(layout.style / "generator.keras"), test_pairs,
+                             load_styles(params.style), backbone, params.evaluate, layout.metrics,
+                             layout.plots)
     with tracking.start_run(layout.root, params.tracking.experiment, run_name="style",
                             resume_run_id=_run_id(layout.style)):
         mlflow.log_metrics({f"test/{name}_gram_reduction": v["reduction"]
-                            for name, v in style_summary.items() if isinstance(v, dict)})
-        mlflow.log_metric("test/mean_gram_reduction", style_summary["mean_reduction"])
+                            for name, v in scores.items() if isinstance(v, dict)})
+        mlflow.log_metric("test/mean_gram_reduction", scores["mean_reduction"])
         mlflow.log_artifact(str(layout.plots / "styles.png"), "evaluation")
-    log.info("evaluate:\n%s\nstyle: Gram distance to the style image, styled vs unstyled: %s",
-             format_eval_table(summary), _format_styles(style_summary))
+    return scores
 
 
 def export(params: Params, layout: Layout) -> None:
@@ -191,7 +208,8 @@ def format_eval_table(summary: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _format_styles(scores: dict[str, Any]) -> str:
+def format_style_scores(scores: dict[str, Any]) -> str:
+    """Per-style reduction of the Gram distance, as one line."""
     per_style = [f"{name} −{v['reduction']:.0%}" for name, v in scores.items() if isinstance(v, dict)]
     return f"{', '.join(per_style)} (mean −{scores['mean_reduction']:.0%})"
 
