@@ -118,11 +118,9 @@ def available_cores() -> int:
 
 
 def _pool_context() -> multiprocessing.context.BaseContext:
-    # fork: importing gansr loads TensorFlow, which a spawned worker or a fork server
-    # would do again (~4 s on 2 cores, longer than the whole stage on the built-in
-    # photos); spawn would also rerun the stage scripts, which have no __main__ guard.
-    # The forked workers run only NumPy and Pillow, so TensorFlow's idle threads in
-    # the parent hold nothing they need.
+    # fork: a spawned worker would rerun the stage script, which has no __main__
+    # guard, and re-import the package. The workers run only NumPy and Pillow, and
+    # the pairs stage never loads TensorFlow, so there are no threads to inherit.
     return multiprocessing.get_context("fork")
 
 
