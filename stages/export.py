@@ -1,4 +1,4 @@
-"""DVC stage `export`: save the generator to models/export/ and register it in the MLflow Model Registry."""
+"""DVC stage `export`: every generator as .keras, SavedModel and TFLite -> models/export/, registered in MLflow."""
 
 from gansr.pipeline import export, run_stage
 

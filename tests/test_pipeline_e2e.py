@@ -32,6 +32,9 @@ def test_every_stage_wrote_its_outputs(repo: Path) -> None:
                  "metrics/eval.json", "metrics/per_image.csv", "plots/samples.png",
                  "models/export/generator.keras", "models/export/registry.json", "dvc.lock"):
         assert (repo / path).is_file(), path
+    for variant in ("psnr", "gan", "style"):
+        for name in ("generator.keras", "saved_model/saved_model.pb", "generator_fp16.tflite"):
+            assert (repo / "models" / "export" / variant / name).is_file(), f"{variant}/{name}"
     # Checkpoints are removed once a phase's outputs are safely in place.
     assert not any((repo / "models" / "checkpoints").glob("*/checkpoint"))
 
@@ -73,6 +76,13 @@ def test_mlflow_runs_and_registry(repo: Path) -> None:
     assert [m.step for m in history] == [4, 6]
     artifacts = [a.path for a in client.list_artifacts(version.run_id, "evaluation")]
     assert "evaluation/samples.png" in artifacts
+    # One registered model per variant, each its own champion, all listed in registry.json.
+    assert {v["name"] for v in registration["variants"].values()} == {"gansr", "gansr-psnr", "gansr-style"}
+    for variant, entry in registration["variants"].items():
+        assert int(client.get_model_version_by_alias(entry["name"], "champion").version) == 1, variant
+        assert entry["max_error"]["tflite"] <= 2 / 255
+    style = client.get_model_version("gansr-style", "1")
+    assert "mean_gram_reduction" in style.tags
 
 
 def test_second_repro_is_a_quick_no_op(repo: Path) -> None:

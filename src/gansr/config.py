@@ -23,6 +23,8 @@ from gansr.errors import ConfigError
 SUPPORTED_SCALES = (2, 3, 4)
 Degradation = Literal["bicubic", "realistic"]
 DEGRADATIONS: tuple[str, ...] = get_args(Degradation)
+ExportFormat = Literal["keras", "saved_model", "tflite"]
+EXPORT_FORMATS: tuple[ExportFormat, ...] = get_args(ExportFormat)
 
 
 @dataclass(frozen=True)
@@ -204,6 +206,19 @@ class TrackingConfig:
 
 
 @dataclass(frozen=True)
+class ExportConfig:
+    """Which serving formats the ``export`` stage writes for each generator."""
+
+    formats: tuple[ExportFormat, ...] = EXPORT_FORMATS
+
+    def __post_init__(self) -> None:
+        if not self.formats:
+            raise ConfigError(f"export.formats must list at least one of {', '.join(EXPORT_FORMATS)}")
+        if len(set(self.formats)) < len(self.formats):
+            raise ConfigError(f"export.formats lists a format twice: {list(self.formats)}")
+
+
+@dataclass(frozen=True)
 class Params:
     """The whole of params.yaml."""
 
@@ -218,6 +233,7 @@ class Params:
     style: StyleConfig = field(default_factory=StyleConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)
+    export: ExportConfig = field(default_factory=ExportConfig)
 
     def __post_init__(self) -> None:
         if self.scale not in SUPPORTED_SCALES:
@@ -294,7 +310,11 @@ def _coerce(hint: Any, value: Any, key: str) -> Any:
 
 
 def _coerce_tuple(hints: tuple[Any, ...], value: Any, key: str) -> tuple[Any, ...]:
-    """A fixed-length YAML list, e.g. a [min, max] range, with each item checked."""
+    """A YAML list, e.g. a [min, max] range or any number of formats, with each item checked."""
+    if len(hints) == 2 and hints[1] is Ellipsis:  # tuple[X, ...]: any length
+        if not isinstance(value, (list, tuple)):
+            raise ConfigError(f"{key} must be a list, got {value!r}")
+        hints = (hints[0],) * len(value)
     if not isinstance(value, (list, tuple)) or len(value) != len(hints):
         raise ConfigError(f"{key} must be a list of {len(hints)} values, got {value!r}")
     return tuple(_coerce(hint, item, f"{key}[{i}]") for i, (hint, item) in enumerate(zip(hints, value)))

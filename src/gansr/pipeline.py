@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 import logging
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -122,6 +122,8 @@ def train_style(params: Params, layout: Layout) -> None:
 
 
 VARIANTS = ("psnr", "gan")
+EXPORTED_VARIANTS = (*VARIANTS, "style")
+MAIN_VARIANT = "gan"  # models/export/generator.keras and the registered model tracking.registered_model
 
 
 def evaluate(params: Params, layout: Layout) -> None:
@@ -180,21 +182,45 @@ def _evaluate_styles(params: Params, layout: Layout, test_pairs: list) -> dict[s
 
 
 def export(params: Params, layout: Layout) -> None:
-    """Save the GAN generator to models/export/ and register it in the MLflow Model Registry."""
-    from gansr import tracking
+    """Write every generator in ``export.formats`` to models/export/<variant>/, check, and register each."""
     from gansr.atomic import atomic_path, write_json
+    from gansr.export import FILES, describe, export_generator
     from gansr.inference import load_generator
 
-    model = load_generator(layout.gan / "generator.keras")
-    metrics = json.loads((layout.metrics / "eval.json").read_text())["gan"]
-    run_id = _run_id(layout.gan)
-    registration = {"run_id": run_id, **tracking.register_generator(
-        model, run_id, metrics, params.tracking, layout.root)}
+    models = {name: load_generator(getattr(layout, name) / "generator.keras") for name in EXPORTED_VARIANTS}
     with atomic_path(layout.export) as tmp:
         tmp.mkdir()
-        model.save(tmp / "generator.keras")
-        write_json(tmp / "registry.json", registration)
-    log.info("export: %s", registration["decision"])
+        errors = {}
+        for name, model in models.items():
+            errors[name] = export_generator(model, tmp / name, params.export.formats)
+            log.info("export: %s written and reloaded, max |error|: %s", name, describe(errors[name]))
+        models[MAIN_VARIANT].save(tmp / "generator.keras")  # `gansr upscale`'s default model
+        registrations = {
+            name: {**_register(params, layout, name, model), "max_error": errors[name],
+                   "files": {fmt: f"{name}/{FILES[fmt]}" for fmt in params.export.formats}}
+            for name, model in models.items()
+        }
+        # The main (GAN) registration stays at the top level, where `gansr summary` reads it.
+        write_json(tmp / "registry.json", {**registrations[MAIN_VARIANT], "variants": registrations})
+    for name, registration in registrations.items():
+        log.info("export: %s v%d: %s", registration["name"], registration["version"], registration["decision"])
+
+
+def _register(params: Params, layout: Layout, variant: str, model: Any) -> dict[str, Any]:
+    """Register ``variant`` as a new version of its own registered model, with its test metrics."""
+    from gansr import tracking
+
+    scores = json.loads((layout.metrics / "eval.json").read_text())
+    if variant == "style":
+        # Style 0 is the GAN generator bit for bit, so it shares the GAN's image scores.
+        style_scores = json.loads((layout.metrics / "style.json").read_text())
+        metrics = {**scores[MAIN_VARIANT], "mean_gram_reduction": style_scores["mean_reduction"]}
+    else:
+        metrics = scores[variant]
+    name = params.tracking.registered_model
+    cfg = replace(params.tracking, registered_model=name if variant == MAIN_VARIANT else f"{name}-{variant}")
+    run_id = _run_id(getattr(layout, variant))
+    return {"run_id": run_id, **tracking.register_generator(model, run_id, metrics, cfg, layout.root)}
 
 
 def format_eval_table(summary: dict[str, Any]) -> str:

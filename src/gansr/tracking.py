@@ -60,6 +60,12 @@ RUNTIME_PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "numpy")
 # Batch × any height × any width × RGB, in and out: the generator is fully convolutional.
 _IMAGE_BATCH = TensorSpec(np.dtype(np.float32), (-1, -1, -1, 3))
 SIGNATURE = ModelSignature(inputs=Schema([_IMAGE_BATCH]), outputs=Schema([_IMAGE_BATCH]))
+# The styled generator's inputs by name: the images and one style index per image (0 = none).
+STYLED_SIGNATURE = ModelSignature(
+    inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, -1, 3), "lr"),
+                   TensorSpec(np.dtype(np.int32), (-1,), "style")]),
+    outputs=Schema([_IMAGE_BATCH]),
+)
 
 
 def repo_root() -> Path:
@@ -304,7 +310,7 @@ def _log_and_register(
     logged = mlflow.keras.log_model(
         model,
         name=MODEL_NAME,
-        signature=SIGNATURE,
+        signature=STYLED_SIGNATURE if len(model.inputs) > 1 else SIGNATURE,
         pip_requirements=_pip_requirements(),
         metadata={"custom_layers_module": "gansr.models.layers", "gansr_version": _version("gansr")},
     )
