@@ -17,7 +17,7 @@ from gansr.data.pairs import bicubic_downscale, build_pairs, read_manifest
 from gansr.data.sources import fetch_raw
 from gansr.errors import ConfigError, DataError
 # Aliased: pytest would otherwise try to collect a class named Test*.
-from gansr.evaluation import BASELINE, LABEL_HEIGHT, evaluate, load_pairs
+from gansr.evaluation import BASELINE, LABEL_HEIGHT, evaluate, evaluate_extra_sets, load_folder_set, load_pairs
 from gansr.evaluation import ImagePair
 from gansr.inference import bicubic_upscale
 from gansr.metrics import y_psnr
@@ -168,3 +168,28 @@ def test_an_empty_test_split_is_an_error_not_zero_db(pairs_dir: Path) -> None:
     manifest = read_manifest(pairs_dir).assign(split="train")
     with pytest.raises(DataError, match="test split is empty"):
         load_pairs(manifest, pairs_dir)
+
+
+def test_extra_sets_are_scored_with_the_test_protocol(tmp_path: Path) -> None:
+    folder = tmp_path / "Set2"
+    folder.mkdir()
+    for seed, (height, width) in enumerate([(30, 37), (41, 33)]):
+        Image.fromarray(smooth_image(height, width, seed)).save(folder / f"img{seed}.png")
+    pairs = load_folder_set(folder, 4)
+    assert [p.hr.shape[:2] for p in pairs] == [(28, 36), (40, 32)]  # mod-cropped to the scale
+    np.testing.assert_array_equal(pairs[0].lr, bicubic_downscale(pairs[0].hr, 4))
+    results = evaluate_extra_sets({"psnr": untrained_generator()}, (str(folder),), 4, tmp_path)
+    assert json.loads((tmp_path / "extra_sets.json").read_text()) == results
+    assert results["Set2"]["images"] == 2
+    assert results["Set2"]["psnr"]["gain_db"] == pytest.approx(0, abs=1e-3)  # untrained = bicubic
+    assert evaluate_extra_sets({}, (), 4, tmp_path) == {}
+
+
+def test_extra_sets_must_have_distinct_names() -> None:
+    with pytest.raises(ConfigError, match="evaluate.extra_sets"):
+        EvaluateConfig(extra_sets=("a/Set5", "b/Set5"))
+
+
+def test_a_missing_extra_set_names_the_setting(tmp_path: Path) -> None:
+    with pytest.raises(DataError, match="evaluate.extra_sets"):
+        load_folder_set(tmp_path / "Set14", 4)

@@ -189,10 +189,14 @@ class EvaluateConfig:
 
     sample_images: int = 3
     sample_crop: int = 96
+    extra_sets: tuple[str, ...] = ()  # folders of HR images scored like the test split
 
     def __post_init__(self) -> None:
         _check_positive("evaluate.sample_images", self.sample_images)
         _check_positive("evaluate.sample_crop", self.sample_crop)
+        names = [Path(folder).name for folder in self.extra_sets]
+        if len(set(names)) != len(names):
+            raise ConfigError(f"evaluate.extra_sets: folder names must differ, got {list(self.extra_sets)}")
 
 
 @dataclass(frozen=True)

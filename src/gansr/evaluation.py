@@ -22,6 +22,8 @@ from gansr.atomic import atomic_path, write_json
 from gansr.config import EvaluateConfig
 from gansr.errors import DataError
 from gansr.imageio import read_rgb
+from gansr.data.pairs import bicubic_downscale, mod_crop
+from gansr.data.sources import folder_images
 from gansr.data.styles import StyleImage, style_grams
 from gansr.inference import Upscaler, bicubic_upscale
 from gansr.losses import gram_style_loss
@@ -63,33 +65,9 @@ def mean_gain_db(model: keras.Model, pairs: list[ImagePair], scale: int) -> tupl
 def evaluate(variants: dict[str, keras.Model], pairs: list[ImagePair], scale: int,
              cfg: EvaluateConfig, metrics_dir: Path, plots_dir: Path) -> dict:
     """Score each variant and bicubic on ``pairs``; write metrics and the sample grid."""
-    outputs: dict[str, list[np.ndarray]] = {BASELINE: [bicubic_upscale(p.lr, scale) for p in pairs]}
-    seconds: dict[str, float] = {}
-    for name, model in variants.items():
-        upscale = Upscaler(model)
-        upscale(pairs[0].lr)  # trace once so timing measures steady-state speed
-        started = time.perf_counter()
-        outputs[name] = [upscale(p.lr) for p in tqdm(pairs, desc=f"evaluate {name}", leave=False)]
-        seconds[name] = time.perf_counter() - started
-
-    rows = [
-        {"image": p.name, "method": method, "y_psnr": y_psnr(sr[i], p.hr, scale),
-         "ssim": y_ssim(sr[i], p.hr, scale)}
-        for method, sr in outputs.items()
-        for i, p in enumerate(pairs)
-    ]
-    table = pd.DataFrame(rows)
-    means = table.groupby("method")[["y_psnr", "ssim"]].mean()
-    megapixels = sum(p.hr.shape[0] * p.hr.shape[1] for p in pairs) / 1e6
-    summary: dict = {"test_images": len(pairs), "scale": scale}
-    for method in outputs:
-        entry = {"y_psnr": round(float(means.loc[method, "y_psnr"]), 4),
-                 "ssim": round(float(means.loc[method, "ssim"]), 4)}
-        if method != BASELINE:
-            entry["gain_db"] = round(entry["y_psnr"] - float(means.loc[BASELINE, "y_psnr"]), 4)
-            entry["megapixels_per_s"] = round(megapixels / seconds[method], 3)
-        summary[method] = entry
-
+    outputs, seconds = upscale_with_each(variants, pairs, scale)
+    scores, table = score(outputs, seconds, pairs, scale)
+    summary = {"test_images": len(pairs), "scale": scale, **scores}
     wide = table.pivot(index="image", columns="method", values="y_psnr")[list(outputs)].reset_index()
     write_json(metrics_dir / "eval.json", summary)
     with atomic_path(metrics_dir / "per_image.csv") as tmp:
@@ -101,6 +79,68 @@ def evaluate(variants: dict[str, keras.Model], pairs: list[ImagePair], scale: in
     with atomic_path(plots_dir / "samples.png") as tmp:
         grid.save(tmp, format="PNG")
     return summary
+
+
+def upscale_with_each(variants: dict[str, keras.Model], pairs: list[ImagePair],
+                      scale: int) -> tuple[dict[str, list[np.ndarray]], dict[str, float]]:
+    """Every pair's LR upscaled by bicubic and by each variant, and each variant's seconds."""
+    outputs: dict[str, list[np.ndarray]] = {BASELINE: [bicubic_upscale(p.lr, scale) for p in pairs]}
+    seconds: dict[str, float] = {}
+    for name, model in variants.items():
+        upscale = Upscaler(model)
+        upscale(pairs[0].lr)  # trace once so timing measures steady-state speed
+        started = time.perf_counter()
+        outputs[name] = [upscale(p.lr) for p in tqdm(pairs, desc=f"evaluate {name}", leave=False)]
+        seconds[name] = time.perf_counter() - started
+    return outputs, seconds
+
+
+def score(outputs: dict[str, list[np.ndarray]], seconds: dict[str, float], pairs: list[ImagePair],
+          scale: int) -> tuple[dict, pd.DataFrame]:
+    """Mean Y-PSNR/SSIM per method (gain over bicubic, throughput), and the per-image table."""
+    rows = [
+        {"image": p.name, "method": method, "y_psnr": y_psnr(sr[i], p.hr, scale),
+         "ssim": y_ssim(sr[i], p.hr, scale)}
+        for method, sr in outputs.items()
+        for i, p in enumerate(pairs)
+    ]
+    table = pd.DataFrame(rows)
+    means = table.groupby("method")[["y_psnr", "ssim"]].mean()
+    megapixels = sum(p.hr.shape[0] * p.hr.shape[1] for p in pairs) / 1e6
+    scores: dict = {}
+    for method in outputs:
+        entry = {"y_psnr": round(float(means.loc[method, "y_psnr"]), 4),
+                 "ssim": round(float(means.loc[method, "ssim"]), 4)}
+        if method != BASELINE:
+            entry["gain_db"] = round(entry["y_psnr"] - float(means.loc[BASELINE, "y_psnr"]), 4)
+            entry["megapixels_per_s"] = round(megapixels / seconds[method], 3)
+        scores[method] = entry
+    return scores, table
+
+
+def load_folder_set(folder: Path, scale: int) -> list[ImagePair]:
+    """A benchmark folder of HR images (e.g. Set5) as pairs, made as the pairs stage makes them.
+
+    HR is mod-cropped to the scale and LR is its antialiased bicubic
+    downscale, the protocol behind the published Set5/Set14 tables.
+    """
+    pairs = []
+    for image in folder_images(folder, setting="evaluate.extra_sets"):
+        hr = mod_crop(read_rgb(image.path)[0], scale)
+        pairs.append(ImagePair(image.name, bicubic_downscale(hr, scale), hr))
+    return pairs
+
+
+def evaluate_extra_sets(variants: dict[str, keras.Model], folders: tuple[str, ...], scale: int,
+                        metrics_dir: Path) -> dict:
+    """Score each variant and bicubic on each folder of ``evaluate.extra_sets``; write ``extra_sets.json``."""
+    results = {}
+    for folder in map(Path, folders):
+        pairs = load_folder_set(folder, scale)
+        scores, _ = score(*upscale_with_each(variants, pairs, scale), pairs, scale)
+        results[folder.name] = {"images": len(pairs), **scores}
+    write_json(metrics_dir / "extra_sets.json", results)
+    return results
 
 
 def sample_grid(pairs: list[ImagePair], outputs: dict[str, list[np.ndarray]], scale: int,

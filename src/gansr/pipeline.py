@@ -143,17 +143,23 @@ def _evaluate_variants(params: Params, layout: Layout, test_pairs: list) -> dict
 
     from gansr import tracking
     from gansr.evaluation import evaluate as run_evaluation
+    from gansr.evaluation import evaluate_extra_sets
     from gansr.inference import load_generator
 
     variant_dirs = {name: getattr(layout, name) for name in VARIANTS}
     models = {name: load_generator(path / "generator.keras") for name, path in variant_dirs.items()}
     summary = run_evaluation(models, test_pairs, params.scale, params.evaluate, layout.metrics,
                              layout.plots)
+    extra = evaluate_extra_sets(models, params.evaluate.extra_sets, params.scale, layout.metrics)
+    for set_name, scores in extra.items():
+        log.info("evaluate: %s (%d images)\n%s", set_name, scores["images"], format_eval_table(scores))
     for name, path in variant_dirs.items():
         with tracking.start_run(layout.root, params.tracking.experiment, run_name=name,
                                 resume_run_id=_run_id(path)):
             mlflow.log_metrics({f"test/{k}": v for k, v in summary[name].items()})
             mlflow.log_metrics({f"test/bicubic_{k}": v for k, v in summary["bicubic"].items()})
+            for set_name, scores in extra.items():
+                mlflow.log_metrics({f"{set_name}/{k}": v for k, v in scores[name].items()})
             mlflow.log_artifact(str(layout.plots / "samples.png"), "evaluation")
             mlflow.log_artifact(str(layout.metrics / "per_image.csv"), "evaluation")
     return summary
