@@ -35,6 +35,7 @@ import keras
 import mlflow
 import numpy as np
 import requests
+from filelock import FileLock
 from mlflow import ActiveRun, MlflowClient
 from mlflow.entities import LifecycleStage
 from mlflow.entities.model_registry import ModelVersion
@@ -56,6 +57,8 @@ ROOT_MARKERS = ("params.yaml", "dvc.yaml")
 PROBE_TIMEOUT_S = 5.0
 # Installed packages a loaded generator needs; mlflow itself is added by MLflow.
 RUNTIME_PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "numpy")
+# Registry decisions take well under a second; a lock held this long means a stuck process.
+REGISTRY_LOCK_TIMEOUT_S = 120.0
 
 # Batch × any height × any width × RGB, in and out: the generator is fully convolutional.
 _IMAGE_BATCH = TensorSpec(np.dtype(np.float32), (-1, -1, -1, 3))
@@ -183,16 +186,21 @@ def register_generator(
         have = ", ".join(sorted(metrics)) or "none"
         raise TrackingError(f"metrics lack tracking.champion_metric '{metric}' (have: {have})")
     score = float(metrics[metric])
-    connect(root)
+    uri = connect(root)
     client = MlflowClient()
     version_tags = {**run_tags(root), **_metric_tags(metrics)}
     try:
         with _in_run(run_id):
             new = _log_and_register(client, model, name, run_id, version_tags)
-            champion, champion_score = _champion(client, name, metric)
-            promote, why = _decide(new, score, champion, champion_score, metric, cfg.champion_margin)
-            decision = f"{CHAMPION if promote else CHALLENGER}: {why}"
-            _set_aliases(client, name, new, promote, decision)
+            # Read champion → decide → set aliases must not interleave with another registration,
+            # or both see the same old champion and the later (maybe worse) one wins.
+            with _registry_lock(uri):
+                champion, champion_score = _champion(client, name, metric)
+                promote, why = _decide(new, score, champion, champion_score, metric, cfg.champion_margin)
+                decision = f"{CHAMPION if promote else CHALLENGER}: {why}"
+                _set_aliases(client, name, new, promote, decision)
+            if promote and uri.startswith(("http://", "https://")):
+                _converge_champion(client, name, metric, since=champion)
     except MlflowException as exc:
         raise TrackingError(f"cannot register model '{name}': {_reason(exc)}") from exc
     return {
@@ -334,6 +342,43 @@ def _set_aliases(client: MlflowClient, name: str, new: int, promote: bool, decis
         client.set_registered_model_alias(name, CHAMPION, str(new))
     client.set_model_version_tag(name, str(new), PROMOTION_TAG, decision)
     mlflow.set_tags({"registry.model": name, "registry.version": str(new), "registry.decision": decision})
+
+
+def _registry_lock(uri: str) -> AbstractContextManager[Any]:
+    """A file lock beside a local store, serialising registry decisions across processes.
+
+    A server has no such lock; :func:`_converge_champion` repairs a lost race there instead.
+    """
+    if uri.startswith(("http://", "https://")) or uri == "sqlite:///:memory:":
+        return nullcontext()
+    prefix = "sqlite:///"
+    store = Path(uri[len(prefix) :] if uri.startswith(prefix) else uri).resolve()
+    lock = store.with_name(store.name + ".lock") if uri.startswith(prefix) else store / ".registry.lock"
+    return FileLock(lock, timeout=REGISTRY_LOCK_TIMEOUT_S)
+
+
+def _converge_champion(client: MlflowClient, name: str, metric: str, since: int | None) -> None:
+    """After moving ``champion`` on a server, move it on to the best version that also claimed it.
+
+    Racing registrations cannot be locked out over HTTP, so each one that set
+    ``champion`` compares after setting: every claimant tags its decision
+    before comparing, so the last to compare sees all claims and leaves the
+    alias on the best of them. Only versions newer than ``since`` (the champion
+    the registration read) count, so an earlier, since-replaced champion stays replaced.
+    """
+    champion, champion_score = _champion(client, name, metric)
+    claims = [
+        (score, int(version.version))
+        for version in client.search_model_versions(f"name = '{name}'")
+        if int(version.version) > (since or 0)
+        and version.tags.get(PROMOTION_TAG, "").startswith(f"{CHAMPION}:")
+        and (score := _version_score(client, version, metric)) is not None and math.isfinite(score)
+    ]
+    if not claims:
+        return
+    best_score, best = max(claims)
+    if champion != best and (champion_score is None or best_score > champion_score):
+        client.set_registered_model_alias(name, CHAMPION, str(best))
 
 
 def _store_root(root: Path) -> Path:
