@@ -278,7 +278,7 @@ def promote(
     and returned with the figures behind it.
     """
     name, metric = cfg.registered_model, cfg.champion_metric
-    connect(root)
+    uri = connect(root)
     client = MlflowClient()
     try:
         if version is None:
@@ -286,20 +286,21 @@ def promote(
         else:
             target = client.get_model_version(name, str(version))
         number = int(target.version)
-        champion, champion_score = _champion(client, name, metric)
         score = _version_score(client, target, metric)
-        result = {"name": name, "version": number, "metric": metric, "score": score,
-                  "previous_champion_version": champion, "previous_champion_score": champion_score}
-        if champion == number:
-            return {**result, "promoted": False, "decision": f"v{number} is already {CHAMPION}"}
-        better, why = _decide(number, math.nan if score is None else score, champion, champion_score,
-                              metric, cfg.champion_margin)
-        if not (better or force):
-            client.set_model_version_tag(name, str(number), PROMOTION_TAG, f"not promoted: {why}")
-            raise TrackingError(f"not promoted: {why} (--force promotes it anyway)")
-        decision = f"{CHAMPION}: {why}" if better else f"{CHAMPION} (forced): {why}"
-        client.set_registered_model_alias(name, CHAMPION, str(number))
-        client.set_model_version_tag(name, str(number), PROMOTION_TAG, decision)
+        with _registry_lock(uri):  # the same read-decide-set section as a registration's
+            champion, champion_score = _champion(client, name, metric)
+            result = {"name": name, "version": number, "metric": metric, "score": score,
+                      "previous_champion_version": champion, "previous_champion_score": champion_score}
+            if champion == number:
+                return {**result, "promoted": False, "decision": f"v{number} is already {CHAMPION}"}
+            better, why = _decide(number, math.nan if score is None else score, champion,
+                                  champion_score, metric, cfg.champion_margin)
+            if not (better or force):
+                client.set_model_version_tag(name, str(number), PROMOTION_TAG, f"not promoted: {why}")
+                raise TrackingError(f"not promoted: {why} (--force promotes it anyway)")
+            decision = f"{CHAMPION}: {why}" if better else f"{CHAMPION} (forced): {why}"
+            client.set_registered_model_alias(name, CHAMPION, str(number))
+            client.set_model_version_tag(name, str(number), PROMOTION_TAG, decision)
     except MlflowException as exc:
         raise TrackingError(f"cannot promote a version of model '{name}': {_reason(exc)}") from exc
     return {**result, "promoted": True, "decision": decision}
