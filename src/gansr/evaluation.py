@@ -184,17 +184,21 @@ def style_scores(model: keras.Model, pairs: list[ImagePair], styles: list[StyleI
     """
     grams = style_grams(backbone, styles)
     upscale = Upscaler(model)
+
+    def features(images: list[np.ndarray]) -> list[list[tf.Tensor]]:
+        return [backbone(tf.constant(image[None], tf.float32) / 255.0) for image in images]
+
+    def distance(per_image: list[list[tf.Tensor]], target: list[tf.Tensor]) -> float:
+        return float(np.mean([gram_style_loss(f, target) for f in per_image]))
+
     outputs = {"none": [upscale(p.lr, style=0) for p in pairs]}
+    unstyled = features(outputs["none"])  # compared with every style, so computed once
     scores: dict = {}
     for index, style in enumerate(styles, start=1):
         outputs[style.name] = [upscale(p.lr, style=index) for p in pairs]
         target = [g[index - 1 : index] for g in grams]
-
-        def distance(images: list[np.ndarray]) -> float:
-            return float(np.mean([gram_style_loss(backbone(tf.constant(i[None], tf.float32) / 255.0), target)
-                                  for i in images]))
-
-        with_style, without = distance(outputs[style.name]), distance(outputs["none"])
+        with_style = distance(features(outputs[style.name]), target)
+        without = distance(unstyled, target)
         scores[style.name] = {"gram_styled": round(with_style, 5), "gram_unstyled": round(without, 5),
                               "reduction": round(1 - with_style / without, 4)}
     scores["mean_reduction"] = round(float(np.mean([s["reduction"] for s in scores.values()])), 4)
