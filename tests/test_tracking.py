@@ -114,7 +114,7 @@ def test_version_and_run_carry_trace_tags_and_decision(store: Path, registry: di
 
 
 def test_artifacts_land_beside_the_store_not_in_the_cwd(store: Path, registry: dict[str, Any]) -> None:
-    assert len(list((store / "mlartifacts").rglob("model.keras"))) == 4
+    assert len(list((store / "mlartifacts").rglob("generator.keras"))) == 4
     assert not (Path.cwd() / "mlruns").exists()
 
 

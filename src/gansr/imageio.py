@@ -3,15 +3,21 @@
 Every image entering the pipeline goes through :func:`read_rgb`, so the rest
 of gansr only ever sees H×W×3 ``uint8`` arrays. Conversions that change what
 the user supplied (orientation, alpha, bit depth, colour model) are returned
-as notes so the ``download`` stage can record them next to the file.
+as notes so the ``download`` stage can record them next to the file, beside
+the file's original Pillow mode and bit depth (:func:`read_image`).
 """
 
 from __future__ import annotations
 
 import hashlib
+import io
 import os
+import re
 import struct
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import numpy as np
 from PIL import Image, ImageOps
@@ -24,8 +30,23 @@ from gansr.errors import DataError
 _ALPHA_MODES = {"RGBA", "RGBa", "LA", "La", "PA"}
 _GRAY_MODES = {"L", "1"}
 _DEEP_GRAY_MODES = {"I;16", "I;16L", "I;16B", "I;16N", "I"}
+# Modes read_rgb turns into 8-bit RGB without guessing at a colour space or value range
+# (not LAB, HSV or floating-point F).
+FAITHFUL_MODES = frozenset({"RGB", "P", "CMYK", "YCbCr"} | _ALPHA_MODES | _GRAY_MODES | _DEEP_GRAY_MODES)
+# Decoder raw modes with 16 bits per sample ("RGB;16B", "I;16"), not 16-bit packed pixels ("BGR;16").
+_SIXTEEN_BIT_RAW_MODE = re.compile(r"[A-Z]+;16[BLN]S?|[IL];16S?")
 # What a damaged file can raise while Pillow parses or decodes it.
 _DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, struct.error)
+
+
+@dataclass(frozen=True)
+class DecodedImage:
+    """An image as gansr uses it (8-bit RGB), and what the file held before conversion."""
+
+    rgb: np.ndarray
+    notes: list[str]
+    mode: str  # the file's Pillow mode, e.g. "RGB", "P", "RGBA", "CMYK", "I;16"
+    bit_depth: int  # bits per sample in the file: 8 (or fewer), 16, or 32 (modes I and F)
 
 
 def read_rgb(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
@@ -34,40 +55,80 @@ def read_rgb(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
     Raises :class:`DataError` naming the file when it is missing, empty, not an
     image, truncated, corrupt or larger than Pillow's decompression-bomb limit.
     """
+    image = read_image(path)
+    return image.rgb, image.notes
+
+
+def read_image(path: str | os.PathLike[str]) -> DecodedImage:
+    """:func:`read_rgb`, plus the file's original mode and bit depth, from the same single decode."""
     path = Path(path)
+    return _decode(path, str(path), lambda: _is_empty(path))
+
+
+def decode_rgb(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
+    """:func:`read_rgb` for an image file's bytes held in memory; errors name ``name``."""
+    image = _decode(io.BytesIO(data), name, lambda: not data)
+    return image.rgb, image.notes
+
+
+def encode_png(array: np.ndarray) -> bytes:
+    """An H×W×3 ``uint8`` array as the bytes of an RGB PNG (no timestamps)."""
+    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
+        raise ValueError(f"encode_png needs an H×W×3 uint8 array, got {array.dtype} {array.shape}")
+    buffer = io.BytesIO()
+    Image.fromarray(np.ascontiguousarray(array)).save(buffer, format="PNG")
+    return buffer.getvalue()
+
+
+def write_png(path: str | os.PathLike[str], array: np.ndarray) -> None:
+    """Atomically write an H×W×3 ``uint8`` array as an RGB PNG (no timestamps)."""
+    data = encode_png(array)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(data)
+
+
+def _decode(source: Path | BinaryIO, name: str, is_empty: Callable[[], bool]) -> DecodedImage:
     notes: list[str] = []
     try:
-        with Image.open(path) as img:
+        with Image.open(source) as img:
+            mode, bit_depth = img.mode, _bit_depth(img)  # before load(), which forgets the raw mode
             img.load()  # open() is lazy: force the decode so truncation shows here
             if getattr(img, "n_frames", 1) > 1:
                 notes.append(f"first of {img.n_frames} frames")
             rgb = _to_rgb(_orient(img, notes), notes)
     except Image.DecompressionBombError as exc:
-        raise DataError(f"{path}: too many pixels, refused as a possible decompression bomb "
+        raise DataError(f"{name}: too many pixels, refused as a possible decompression bomb "
                         f"(Pillow limit {Image.MAX_IMAGE_PIXELS} pixels)") from exc
     except FileNotFoundError as exc:
-        raise DataError(f"{path}: file not found") from exc
+        raise DataError(f"{name}: file not found") from exc
     except Image.UnidentifiedImageError as exc:
-        reason = "empty file" if _is_empty(path) else "not a readable image"
-        raise DataError(f"{path}: {reason}") from exc
+        reason = "empty file" if is_empty() else "not a readable image"
+        raise DataError(f"{name}: {reason}") from exc
     except _DECODE_ERRORS as exc:
-        raise DataError(f"{path}: cannot read image ({_first_line(exc)})") from exc
-    return rgb, notes
-
-
-def write_png(path: str | os.PathLike[str], array: np.ndarray) -> None:
-    """Atomically write an H×W×3 ``uint8`` array as an RGB PNG (no timestamps)."""
-    if array.dtype != np.uint8 or array.ndim != 3 or array.shape[2] != 3:
-        raise ValueError(f"write_png needs an H×W×3 uint8 array, got {array.dtype} {array.shape}")
-    image = Image.fromarray(np.ascontiguousarray(array))
-    with atomic_path(path) as tmp:
-        image.save(tmp, format="PNG")
+        raise DataError(f"{name}: cannot read image ({_first_line(exc)})") from exc
+    return DecodedImage(rgb, notes, mode, bit_depth)
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
     """Hex SHA-256 of a file's bytes (recorded so later stages can spot changes and duplicates)."""
     with open(path, "rb") as f:
         return hashlib.file_digest(f, "sha256").hexdigest()
+
+
+def _bit_depth(img: Image.Image) -> int:
+    """Bits per sample in a just-opened file: 16, 32 (modes I and F), else 8.
+
+    Pillow decodes 16-bit RGB(A) into 8-bit modes and says so only in the raw
+    mode of its decoder tiles (e.g. "RGB;16B"), which ``load()`` clears. Fewer
+    than 8 bits (1-bit, 4-bit palette) count as 8: they expand to 8-bit levels exactly.
+    """
+    raw_modes = [tile.args if isinstance(tile.args, str) else tile.args[0]
+                 for tile in img.tile if tile.args]
+    if img.mode.startswith("I;16") or any(
+        isinstance(raw, str) and _SIXTEEN_BIT_RAW_MODE.fullmatch(raw) for raw in raw_modes
+    ):
+        return 16
+    return 32 if img.mode in ("I", "F") else 8
 
 
 def _orient(img: Image.Image, notes: list[str]) -> Image.Image:

@@ -21,6 +21,7 @@ import json
 import logging
 import math
 import os
+import shutil
 import subprocess
 import tempfile
 import threading
@@ -40,11 +41,11 @@ from mlflow import ActiveRun, MlflowClient
 from mlflow.entities import LifecycleStage
 from mlflow.entities.model_registry import ModelVersion
 from mlflow.exceptions import MlflowException
-from mlflow.models import ModelSignature
-from mlflow.types.schema import Schema, TensorSpec
 from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
-import gansr.models.layers  # noqa: F401  registers gansr>DepthToSpace etc. for deserialization
+import gansr
+from gansr import serving
+from gansr.models.generator import style_names
 from gansr.config import TrackingConfig
 from gansr.errors import TrackingError
 
@@ -56,19 +57,9 @@ ROOT_MARKERS = ("params.yaml", "dvc.yaml")
 # One probe of a remote server, DNS included; a healthy server answers in milliseconds.
 PROBE_TIMEOUT_S = 5.0
 # Installed packages a loaded generator needs; mlflow itself is added by MLflow.
-RUNTIME_PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "numpy")
+RUNTIME_PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "pandas", "pillow", "psutil")
 # Registry decisions take well under a second; a lock held this long means a stuck process.
 REGISTRY_LOCK_TIMEOUT_S = 120.0
-
-# Batch × any height × any width × RGB, in and out: the generator is fully convolutional.
-_IMAGE_BATCH = TensorSpec(np.dtype(np.float32), (-1, -1, -1, 3))
-SIGNATURE = ModelSignature(inputs=Schema([_IMAGE_BATCH]), outputs=Schema([_IMAGE_BATCH]))
-# The styled generator's inputs by name: the images and one style index per image (0 = none).
-STYLED_SIGNATURE = ModelSignature(
-    inputs=Schema([TensorSpec(np.dtype(np.float32), (-1, -1, -1, 3), "lr"),
-                   TensorSpec(np.dtype(np.int32), (-1,), "style")]),
-    outputs=Schema([_IMAGE_BATCH]),
-)
 
 
 def repo_root() -> Path:
@@ -224,12 +215,14 @@ def load_registered_generator(uri: str, root: Path | None = None) -> keras.Model
     # Download into a folder we own and delete: MLflow would otherwise leave a copy in /tmp.
     with tempfile.TemporaryDirectory(prefix="gansr-model-") as download:
         try:
-            model = mlflow.keras.load_model(uri, dst_path=download, load_model_kwargs={"safe_mode": True})
+            local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=download))
         except MlflowException as exc:
             raise TrackingError(f"cannot load {uri}: {_reason(exc)}") from exc
-    if not isinstance(model, keras.Model):
-        raise TrackingError(f"{uri} is not a Keras model (saved as an exported SavedModel?)")
-    return model
+        # data/generator.keras in a gansr pyfunc model, data/model.keras in a plain Keras one.
+        saved = sorted(local.glob("data/*.keras"))
+        if len(saved) != 1:
+            raise TrackingError(f"{uri} holds no Keras generator (found {len(saved)} .keras files)")
+        return keras.saving.load_model(saved[0], safe_mode=True)
 
 
 def list_versions(root: Path, name: str) -> list[dict[str, Any]]:
@@ -315,14 +308,27 @@ def _in_run(run_id: str) -> AbstractContextManager[Any]:
 def _log_and_register(
     client: MlflowClient, model: keras.Model, name: str, run_id: str, tags: dict[str, str]
 ) -> int:
-    """Log ``model`` to the active run and register it as a new version of ``name``; return the version."""
-    logged = mlflow.keras.log_model(
-        model,
-        name=MODEL_NAME,
-        signature=STYLED_SIGNATURE if len(model.inputs) > 1 else SIGNATURE,
-        pip_requirements=_pip_requirements(),
-        metadata={"custom_layers_module": "gansr.models.layers", "gansr_version": _version("gansr")},
-    )
+    """Log ``model`` to the active run and register it as a new version of ``name``; return the version.
+
+    The logged model is a pyfunc (:mod:`gansr.serving`) holding ``generator.keras``
+    and a copy of the gansr package, so ``mlflow models serve`` runs it as is.
+    """
+    with tempfile.TemporaryDirectory(prefix="gansr-log-") as staging:
+        staged = Path(staging)
+        model.save(staged / serving.GENERATOR_FILE)
+        package = Path(gansr.__file__).parent
+        shutil.copytree(package, staged / "code" / package.name,
+                        ignore=shutil.ignore_patterns("__pycache__"))
+        logged = mlflow.pyfunc.log_model(
+            name=MODEL_NAME,
+            loader_module=serving.__name__,
+            data_path=str(staged / serving.GENERATOR_FILE),
+            code_paths=[str(staged / "code" / package.name)],
+            signature=serving.SIGNATURE,
+            input_example=serving.input_example(),
+            pip_requirements=_pip_requirements(),
+            metadata={"gansr_version": _version("gansr"), "styles": [str(name) for name in style_names(model)]},
+        )
     _ensure_registered_model(client, name)
     # The client rather than mlflow.register_model, which prints to stderr.
     version = client.create_model_version(

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import keras
 
+from gansr.errors import ConfigError
 from gansr.models.layers import BicubicUpsample, DepthToSpace, StyleModulation
 
 # Residual scaling keeps activations bounded in deep no-BN trunks (EDSR §3.2).
@@ -63,6 +64,21 @@ def style_names(generator: keras.Model) -> list[str]:
         if isinstance(layer, StyleModulation):
             return layer.names
     return []
+
+
+def style_index(generator: keras.Model, style: str | int) -> int:
+    """A style given by name or number (1..N) as the generator's style index; 0/""/"none" = no style."""
+    names = style_names(generator)
+    style = str(style)
+    if style in ("", "none", "0"):
+        return 0
+    if not names:
+        raise ConfigError(f"style {style}: this generator has no styles (use the style generator)")
+    if style.isdigit() and 1 <= int(style) <= len(names):
+        return int(style)
+    if style in names:
+        return names.index(style) + 1
+    raise ConfigError(f"style {style}: unknown; this generator knows {', '.join(names)} (or 1-{len(names)})")
 
 
 def copy_shared_weights(source: keras.Model, target: keras.Model) -> None:
