@@ -31,7 +31,8 @@ ui: install
 # Re-pin every dependency after changing pyproject.toml.
 lock: install
 	python -m pip install --quiet -e ".[test]"
-	python -m pip freeze --exclude-editable > requirements.lock
+	{ echo "# Pinned dependencies of gansr (Python 3.11). Regenerate with: make lock"; \
+	  python -m pip freeze --exclude-editable; } > requirements.lock
 
 clean:
 	rm -rf data/raw data/pairs reports models metrics plots .dvc/cache .dvc/tmp

@@ -2,14 +2,20 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from collections.abc import Callable
 from pathlib import Path
 
+import keras
 import numpy as np
 import pytest
 from PIL import Image
 
+import tensorflow as tf
+
 from gansr.cli import main
-from gansr.inference import DEFAULT_OVERLAP
+from gansr.inference import DEFAULT_OVERLAP, with_precision
 from gansr.models.generator import build_generator
 
 
@@ -111,9 +117,9 @@ def test_a_folder_is_mirrored_and_unreadable_files_are_skipped(tmp_path: Path, m
     captured = capsys.readouterr()
     assert [line for line in captured.err.splitlines() if line.startswith(("skipped", "gansr"))] == [
         f"skipped {broken}: not a readable image",
-        f"gansr upscale: error: 1 of 3 images in {photos} could not be read (listed above)",
+        f"gansr upscale: error: 1 of 3 files in {photos} could not be read (listed above)",
     ]
-    assert f"{tmp_path / 'out'}: 2 of 3 images upscaled ×3" in captured.out
+    assert f"{tmp_path / 'out'}: 2 of 3 files upscaled ×3" in captured.out
 
 
 def test_an_output_folder_inside_the_input_is_not_upscaled_again(tmp_path: Path, model_path: Path,
@@ -121,7 +127,7 @@ def test_an_output_folder_inside_the_input_is_not_upscaled_again(tmp_path: Path,
     photos = photo_folder(tmp_path / "photos")
     for _ in range(2):
         assert exit_code(photos, photos / "x3", "--model", model_path) == 0
-        assert "2 of 2 images upscaled" in capsys.readouterr().out
+        assert "2 of 2 files upscaled" in capsys.readouterr().out
     assert written(photos / "x3") == ["a.png", "sub/b.png"]
 
 
@@ -200,3 +206,78 @@ def test_unknown_style_is_one_line_and_exit_1(tmp_path: Path, styled_model_path:
         upscale(tmp_path / "in.png", tmp_path / "out.png", "--model", path, "--style", style)
     assert exit_info.value.code == 1
     assert expected in capsys.readouterr().err
+
+
+def test_device_cpu_upscales(tmp_path: Path, model_path: Path) -> None:
+    """In a fresh process, as a user runs it: GPUs can only be hidden before TensorFlow starts."""
+    Image.new("RGB", (6, 5), "green").save(tmp_path / "in.png")
+    command = "from gansr.cli import main; main()"
+    done = subprocess.run([sys.executable, "-c", command, "upscale", str(tmp_path / "in.png"),
+                           str(tmp_path / "out.png"), "--model", str(model_path), "--device", "cpu"],
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 0, done.stderr
+    with Image.open(tmp_path / "out.png") as out:
+        assert out.size == (18, 15)
+
+
+@pytest.mark.skipif(bool(tf.config.list_physical_devices("GPU")), reason="this machine has a GPU")
+def test_device_gpu_without_a_gpu_is_one_line_and_exit_1(tmp_path: Path, model_path: Path, capsys) -> None:
+    Image.new("RGB", (4, 4)).save(tmp_path / "in.png")
+    assert exit_code(tmp_path / "in.png", tmp_path / "out.png", "--model", model_path, "--device", "gpu") == 1
+    err = capsys.readouterr().err.strip()
+    assert len(err.splitlines()) == 1 and "--device gpu: TensorFlow sees no GPU" in err
+    assert not (tmp_path / "out.png").exists()
+
+
+@pytest.fixture(scope="module")
+def random_model_path(tmp_path_factory: pytest.TempPathFactory, random_generator: Callable[..., keras.Model]
+                      ) -> Path:
+    """A generator whose trunk shapes the output, so its compute precision shows in the pixels."""
+    path = tmp_path_factory.mktemp("random") / "generator.keras"
+    random_generator(scale=2, channels=8, blocks=2).save(path)
+    return path
+
+
+def upscaled(tmp_path: Path, model: Path, precision: str) -> np.ndarray:
+    """The random test photo upscaled by ``model`` at ``precision``, as floats in [0, 1]."""
+    photo = tmp_path / "photo.png"
+    if not photo.exists():
+        Image.fromarray(np.random.default_rng(3).integers(0, 256, (20, 24, 3), dtype=np.uint8)).save(photo)
+    upscale(photo, tmp_path / f"{precision}.png", "--model", model, "--precision", precision)
+    return np.asarray(Image.open(tmp_path / f"{precision}.png"), np.float64) / 255.0
+
+
+@pytest.mark.parametrize("precision", ["bfloat16", "float16"])
+def test_reduced_precision_is_close_to_float32_but_not_identical(tmp_path: Path, random_model_path: Path,
+                                                                precision: str) -> None:
+    exact = upscaled(tmp_path, random_model_path, "float32")
+    reduced = upscaled(tmp_path, random_model_path, precision)
+    assert reduced.shape == exact.shape == (40, 48, 3)
+    assert not np.array_equal(reduced, exact)  # the trunk really ran in the lower precision
+    assert np.abs(reduced - exact).max() < 0.05
+    assert 10 * np.log10(1 / np.mean((reduced - exact) ** 2)) > 40  # PSNR in dB
+
+
+def test_auto_precision_is_bfloat16_on_a_cpu_with_native_bf16_else_float32(tmp_path: Path,
+                                                                          random_model_path: Path) -> None:
+    from gansr.training.precision import cpu_has_native_bf16
+
+    expected = "float16" if tf.config.get_visible_devices("GPU") else (
+        "bfloat16" if cpu_has_native_bf16() else "float32")
+    np.testing.assert_array_equal(upscaled(tmp_path, random_model_path, "auto"),
+                                  upscaled(tmp_path, random_model_path, expected))
+
+
+def test_with_precision_runs_the_trunk_in_the_dtype_and_the_output_side_in_float32(
+        random_generator: Callable[..., keras.Model]) -> None:
+    model = random_generator(styles=("ink",))
+    dtypes = {layer.name: layer.compute_dtype for layer in with_precision(model, "bfloat16").layers}
+    assert [dtypes[name] for name in ("head", "block0_conv1", "trunk_style")] == ["bfloat16"] * 3
+    assert [dtypes[name] for name in ("to_subpixels", "subpixel", "bicubic", "sr")] == ["float32"] * 4
+    assert with_precision(model, "float32") is model
+
+
+@pytest.mark.parametrize("flags", [["--device", "tpu"], ["--precision", "fp8"], ["--precision", "mixed_float16"]])
+def test_bad_device_or_precision_exit_2(tmp_path: Path, flags: list[str], capsys) -> None:
+    assert exit_code(tmp_path / "in.png", tmp_path / "out.png", *flags) == 2
+    assert f"argument {flags[0]}: invalid choice: '{flags[1]}'" in capsys.readouterr().err

@@ -1,14 +1,18 @@
 """The ``gansr`` command: upscale images, list and promote registered generators.
 
     gansr upscale INPUT OUTPUT [--model psnr|gan|style|PATH|models:/NAME@ALIAS] [--style NAME|INDEX]
-                  [--tile N] [--overlap M]
+                  [--tile N] [--overlap M] [--device cpu|gpu|auto]
+                  [--precision auto|float32|float16|bfloat16]
     gansr info [--name NAME]
     gansr promote [--version N | --alias ALIAS] [--force] [--name NAME]
     gansr summary [--root DIR]
 
-Exit codes: 0 success; 1 a known error (unreadable input, missing model,
-tracking server down, a promotion refused: one line on stderr; for a folder,
-one or more files skipped); 2 bad command-line usage; 130 interrupted.
+INPUT may be an image, a video (by extension) or a folder of both.
+
+Exit codes: 0 success; 1 a known error (unreadable input, missing model, no
+GPU for --device gpu, tracking server down, a promotion refused: one line on
+stderr; for a folder, one or more files skipped); 2 bad command-line usage;
+130 interrupted.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ from pathlib import Path
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
-from gansr.errors import DataError, GansrError, exit_on_error
+from gansr.errors import ConfigError, DataError, GansrError, exit_on_error
 
 if TYPE_CHECKING:
     from gansr.config import TrackingConfig
@@ -35,47 +39,95 @@ EXIT_CODES = ("exit codes: 0 success, 1 a known error (one line on stderr), "
 
 
 def upscale_command(args: argparse.Namespace) -> None:
-    """Upscale one image file, or every image in a folder into a mirrored output folder."""
+    """Upscale one image or video file, or every one in a folder into a mirrored output folder."""
+    _use_device(args.device)  # before TensorFlow builds anything
     from tqdm import tqdm
 
-    from gansr.inference import Upscaler, load_generator
+    from gansr.inference import Upscaler, load_generator, with_precision
 
     model = load_generator(VARIANT_MODELS.get(args.model, args.model))
-    upscaler = Upscaler(model, args.tile, args.overlap, style=_style_index(model, args.style))
+    upscaler = Upscaler(with_precision(model, _precision(args.precision)), args.tile, args.overlap,
+                        style=_style_index(model, args.style))
     if not args.input.is_dir():
-        output = args.output / f"{args.input.stem}.png" if args.output.is_dir() else args.output
+        output = args.output / _output_name(args.input) if args.output.is_dir() else args.output
         print(_upscale_file(upscaler, args.input, output, print))
         return
     jobs = _folder_jobs(args.input, args.output)
     failed = 0
-    for source, target in tqdm(jobs, desc="upscale", unit="image"):
+    for source, target in tqdm(jobs, desc="upscale", unit="file"):
         try:
             _upscale_file(upscaler, source, target, tqdm.write)
         except DataError as exc:
             failed += 1
             tqdm.write(f"skipped {exc}", file=sys.stderr)
-    print(f"{args.output}: {len(jobs) - failed} of {len(jobs)} images upscaled ×{upscaler.scale}")
+    print(f"{args.output}: {len(jobs) - failed} of {len(jobs)} files upscaled ×{upscaler.scale}")
     if failed:
-        raise DataError(f"{failed} of {len(jobs)} images in {args.input} could not be read (listed above)")
+        raise DataError(f"{failed} of {len(jobs)} files in {args.input} could not be read (listed above)")
+
+
+def _use_device(device: str) -> None:
+    """Make TensorFlow run on ``device``: cpu hides the GPUs, gpu insists on one, auto takes what is there.
+
+    Hiding devices works only before TensorFlow's runtime starts, so the
+    command does it first; it fails loudly after that, where setting
+    CUDA_VISIBLE_DEVICES would be silently ignored once CUDA is initialised.
+    """
+    import tensorflow as tf
+
+    if device == "cpu":
+        try:
+            tf.config.set_visible_devices([], "GPU")
+        except RuntimeError as exc:
+            raise GansrError("--device cpu: TensorFlow already runs on the GPU in this process") from exc
+    elif device == "gpu" and not tf.config.get_visible_devices("GPU"):
+        raise GansrError("--device gpu: TensorFlow sees no GPU (no CUDA device or driver, "
+                         "or CUDA_VISIBLE_DEVICES hides it)")
+
+
+def _precision(setting: str) -> str:
+    """``--precision`` as a dtype; auto: float16 on a GPU, bfloat16 on a CPU with native bf16, else float32.
+
+    On a CPU with AVX512-BF16/AMX bfloat16 runs the default generator about
+    twice as fast as float32; on one without, several times slower.
+    """
+    import tensorflow as tf
+
+    from gansr.training.precision import cpu_has_native_bf16
+
+    if setting != "auto":
+        return setting
+    if tf.config.get_visible_devices("GPU"):
+        return "float16"
+    return "bfloat16" if cpu_has_native_bf16() else "float32"
 
 
 def _style_index(model: Any, style: str) -> int:
     """``--style`` as an index into the generator's styles: a name, a number, or none (0)."""
-    from gansr.models.generator import style_names
+    from gansr.models.generator import style_index
 
-    names = style_names(model)
-    if style in ("", "none", "0"):
-        return 0
-    if not names:
-        raise GansrError(f"--style {style}: this generator has no styles (use --model style)")
-    if style.isdigit() and 1 <= int(style) <= len(names):
-        return int(style)
-    if style in names:
-        return names.index(style) + 1
-    raise GansrError(f"--style {style}: unknown; this generator knows {', '.join(names)} (or 1-{len(names)})")
+    try:
+        return style_index(model, style)
+    except ConfigError as exc:
+        raise ConfigError(f"--{exc}") from exc
+
+
+def _output_name(source: Path) -> str:
+    """The file name ``source``'s result gets in an output folder: a video keeps its name, an image turns PNG."""
+    from gansr.video import is_video
+
+    return source.name if is_video(source) else f"{source.stem}.png"
 
 
 def _upscale_file(upscaler: Upscaler, source: Path, target: Path, say: Callable[..., None]) -> str:
+    """Upscale ``source`` (a video or an image) into ``target``; notes go to ``say`` on stderr."""
+    from gansr.video import is_video, upscale_video
+
+    if is_video(source):
+        return upscale_video(upscaler, source, target, say)
+    return _upscale_image(upscaler, source, target, say)
+
+
+def _upscale_image(upscaler: Upscaler, source: Path, target: Path, say: Callable[..., None]) -> str:
     """Upscale ``source`` into the PNG ``target``; conversion notes go to ``say`` on stderr."""
     from gansr.imageio import read_rgb, write_png
 
@@ -88,28 +140,31 @@ def _upscale_file(upscaler: Upscaler, source: Path, target: Path, say: Callable[
 
 
 def _folder_jobs(folder: Path, output: Path) -> list[tuple[Path, Path]]:
-    """(image, PNG to write) for every image under ``folder``, mirrored under ``output``.
+    """(file, file to write) for every image and video under ``folder``, mirrored under ``output``.
 
-    Hidden entries are skipped, and so is ``output`` itself when it lies
-    inside ``folder``, so a rerun does not upscale its own results.
+    Images become PNGs, videos keep their name. Hidden entries are skipped,
+    and so is ``output`` itself when it lies inside ``folder``, so a rerun
+    does not upscale its own results.
     """
     from gansr.data.sources import IMAGE_SUFFIXES
+    from gansr.video import VIDEO_SUFFIXES
 
     if output.exists() and not output.is_dir():
         raise DataError(f"{output} is a file; the output for folder {folder} must be a folder")
     inside_output = output.resolve()
+    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
     jobs: dict[Path, Path] = {}
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
-        if (path.suffix.lower() not in IMAGE_SUFFIXES or any(part.startswith(".") for part in relative.parts)
+        if (path.suffix.lower() not in suffixes or any(part.startswith(".") for part in relative.parts)
                 or path.resolve().is_relative_to(inside_output) or not path.is_file()):
             continue
-        target = output / relative.with_suffix(".png")
+        target = output / relative.with_name(_output_name(path))
         if target in jobs:
             raise DataError(f"{jobs[target]} and {path} would both be written to {target}; rename one")
         jobs[target] = path
     if not jobs:
-        raise DataError(f"{folder} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
+        raise DataError(f"{folder} has no images or videos ({', '.join(sorted(suffixes))})")
     return [(source, target) for target, source in jobs.items()]
 
 
@@ -231,15 +286,18 @@ def build_parser() -> argparse.ArgumentParser:
 
 def _add_upscale(sub: Any) -> None:
     up = sub.add_parser(
-        "upscale", help="upscale an image file or a folder of images", epilog=EXIT_CODES,
-        description="Upscale INPUT by the generator's scale and write RGB PNG. A folder INPUT is "
-                    "mirrored into the folder OUTPUT (same relative paths, extension .png); "
-                    "unreadable files are skipped with one line each and make the exit code 1. "
-                    "Large images run in tiles so memory stays bounded.")
+        "upscale", help="upscale an image, a video, or a folder of them", epilog=EXIT_CODES,
+        description="Upscale INPUT by the generator's scale. An image becomes an RGB PNG. A video "
+                    "(told by its extension) is upscaled frame by frame into a video at the same frame "
+                    "rate with its audio kept (H.264 + AAC; VP9 + Opus for .webm). A folder INPUT is "
+                    "mirrored into the folder OUTPUT (same relative paths; images get extension .png, "
+                    "videos keep theirs); unreadable files are skipped with one line each and make the "
+                    "exit code 1. Large images run in tiles so memory stays bounded.")
     up.add_argument("input", type=Path, metavar="INPUT",
-                    help="image file (PNG, JPEG, WebP, TIFF, BMP) or folder of them")
+                    help="image file (PNG, JPEG, WebP, TIFF, BMP), video file (MP4, MOV, MKV, AVI, WebM, "
+                         "M4V) or folder of them")
     up.add_argument("output", type=Path, metavar="OUTPUT",
-                    help="PNG file to write (or folder, for a folder INPUT)")
+                    help="PNG file to write for an image, video file for a video, folder for a folder")
     up.add_argument("--model", default=str(DEFAULT_MODEL), metavar="VARIANT|PATH|URI",
                     help="psnr, gan or style (the generator a training stage wrote), a .keras file, "
                          "or a registry URI such as models:/gansr@champion "
@@ -254,6 +312,13 @@ def _add_upscale(sub: Any) -> None:
     up.add_argument("--overlap", type=_count(0), default=16, metavar="M",
                     help="LR pixels of context around each tile (default: 16); seams vanish when M >= "
                          "2·blocks + 3, the generator's receptive radius")
+    up.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
+                    help="cpu: never touch a GPU; gpu: fail (exit 1) unless TensorFlow sees one; "
+                         "auto: a GPU if there is one (default: auto)")
+    up.add_argument("--precision", choices=("auto", "float32", "float16", "bfloat16"), default="auto",
+                    help="compute dtype of the generator's trunk (weights and output layers stay float32); "
+                         "auto: float16 on a GPU, bfloat16 on a CPU with AVX512-BF16/AMX, else float32 "
+                         "(default: auto)")
     up.set_defaults(func=upscale_command)
 
 

@@ -60,6 +60,32 @@ def load_generator(spec: str | Path) -> keras.Model:
         raise GansrError(f"{path}: not a loadable Keras generator ({exc})") from exc
 
 
+def with_precision(model: keras.Model, dtype: str) -> keras.Model:
+    """``model`` computing in ``dtype`` (float32, float16 or bfloat16), as mixed precision trains it.
+
+    The trunk runs in ``dtype`` with float32 weights (a ``mixed_*`` policy);
+    the output side stays float32 as in training: the convolution(s) feeding
+    the output and every layer after them (sub-pixel, bicubic skip, sum),
+    found by walking back from the output to the nearest convolutions.
+    """
+    if dtype == "float32":
+        return model
+    producer = {id(layer.output): layer for layer in model.layers}
+    output_side: set[str] = set()
+    pending = [producer[id(tensor)] for tensor in model.outputs]
+    while pending:
+        layer = pending.pop()
+        if layer.name in output_side or isinstance(layer, keras.layers.InputLayer):
+            continue
+        output_side.add(layer.name)
+        if not isinstance(layer, keras.layers.Conv2D):
+            pending += [producer[id(tensor)] for tensor in keras.tree.flatten(layer.input)]
+    twin = keras.models.clone_model(model, clone_function=lambda layer: layer.__class__.from_config(
+        {**layer.get_config(), "dtype": "float32" if layer.name in output_side else f"mixed_{dtype}"}))
+    twin.set_weights(model.get_weights())
+    return twin
+
+
 def model_scale(model: keras.Model) -> int:
     """The generator's upscaling factor, read from its output shape for a small input."""
     probe = 8
