@@ -1,6 +1,7 @@
 """Throughput of the data stages (folder source → pairs → validate) on synthetic 2K photos.
 
     python bench/data_throughput.py [--images 50] [--degradation realistic] [--second-order]
+                                    [--tile-size 256] [--near-duplicate-bits 6]
 
 Writes N photo-like 2040×1356 JPEGs (DIV2K's usual size) into a temporary
 folder, runs the three stages' library functions on them as `dvc repro`
@@ -8,6 +9,8 @@ would, and prints images/s of each stage and its peak resident memory (RSS):
 of the stage's own process and of its largest worker process. A forked
 worker's RSS includes the pages it still shares with its parent, so the
 stage's footprint is below their sum. `--images 1000` is the full run.
+With `--tile-size` each photo becomes tiles of that HR side, each a pair;
+the rates stay per source photo.
 """
 
 from __future__ import annotations
@@ -104,14 +107,18 @@ def main() -> None:
     parser.add_argument("--images", type=int, default=50)
     parser.add_argument("--degradation", choices=["bicubic", "realistic"], default="bicubic")
     parser.add_argument("--second-order", action="store_true")
+    parser.add_argument("--tile-size", type=int, default=PairsConfig.tile_size)
+    parser.add_argument("--near-duplicate-bits", type=int, default=PairsConfig.near_duplicate_bits)
     args = parser.parse_args()
 
-    pairs_cfg = PairsConfig(degradation=args.degradation, second_order=args.second_order)
+    pairs_cfg = PairsConfig(degradation=args.degradation, second_order=args.second_order,
+                            tile_size=args.tile_size, near_duplicate_bits=args.near_duplicate_bits)
     with tempfile.TemporaryDirectory(prefix="gansr-bench-") as tmp:
         root = Path(tmp)
         write_photos(root / "photos", args.images)
         print(f"{args.images} synthetic {WIDTH}x{HEIGHT} JPEGs, x{SCALE}, degradation {args.degradation}"
-              f"{' (second order)' if args.second_order else ''}; {available_cores()} cores "
+              f"{' (second order)' if args.second_order else ''}, tiles {args.tile_size or 'off'}, "
+              f"near-duplicates within {args.near_duplicate_bits} bits; {available_cores()} cores "
               f"({platform.processor() or platform.machine()}), {os.cpu_count()} CPUs in the machine")
         print(f"{'stage':<9} {'images/s':>9} {'seconds':>9} {'RSS MB':>10} {'worker MB':>10}")
         measure("download", args.images,
@@ -119,7 +126,7 @@ def main() -> None:
         measure("pairs", args.images, lambda: build_pairs(root / "raw", root / "pairs", SCALE, 0, pairs_cfg))
         measure("validate", args.images,
                 lambda: validate_pairs(root / "pairs", root / "report", root / "validated", SCALE,
-                                       pairs_cfg.min_hr_size, ValidateConfig(min_train_pairs=1)))
+                                       pairs_cfg, ValidateConfig(min_train_pairs=1)))
 
 
 if __name__ == "__main__":

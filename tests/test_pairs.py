@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
+import io
 import json
+import struct
+import zlib
 from dataclasses import replace
 from pathlib import Path
 
@@ -11,12 +14,20 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from gansr.config import DataConfig, PairsConfig
+from gansr.config import DataConfig, PairsConfig, parse_params
 from gansr.data.degradations import apply_steps
-from gansr.data.pairs import MANIFEST_COLUMNS, build_pairs, read_manifest, split_groups
-from gansr.data.sources import SOURCES_COLUMNS, fetch_raw
-from gansr.errors import DataError
-from gansr.imageio import read_rgb, sha256_file
+from gansr.data.pairs import (
+    MANIFEST_COLUMNS,
+    build_pairs,
+    make_lr,
+    read_manifest,
+    split_groups,
+    split_keys,
+    tile_grid,
+)
+from gansr.data.sources import SOURCES_COLUMNS, fetch_raw, read_sources
+from gansr.errors import ConfigError, DataError
+from gansr.imageio import FAITHFUL_MODES, read_rgb, sha256_file
 
 SMALL = PairsConfig(val_fraction=0.2, test_fraction=0.2, min_hr_size=16)
 REALISTIC = replace(SMALL, degradation="realistic", second_order=True)
@@ -35,7 +46,7 @@ def _make_raw(raw_dir: Path, images: dict[str, tuple[str, tuple[int, int]]], see
         file = f"images/{name}.png"
         noise = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
         Image.fromarray((pixels or {}).get(name, noise)).save(raw_dir / file)
-        rows.append([name, group, file, f"test {name}", "CC0", width, height, "", ""])
+        rows.append([name, group, file, f"test {name}", "CC0", width, height, "", "RGB", 8, ""])
     pd.DataFrame(rows, columns=SOURCES_COLUMNS).to_csv(raw_dir / "sources.csv", index=False)
     return raw_dir
 
@@ -169,6 +180,9 @@ def test_builtin_stereo_pair_lands_in_one_split(builtin_raw, tmp_path):
     assert manifest.loc["motorcycle_left", "split"] == manifest.loc["motorcycle_right", "split"]
     assert set(manifest["split"]) == {"train", "val", "test"}
     assert (manifest.groupby("group")["split"].nunique() == 1).all()
+    # No two built-in photos are near-duplicates but the stereo views (one group already).
+    assert split_keys(list(manifest["group"]), list(manifest["phash"]), 6) == list(manifest["group"])
+    assert set(manifest["mode"]) <= FAITHFUL_MODES and set(manifest["bit_depth"]) == {8}
 
 
 def test_split_sizes_follow_the_fractions():
@@ -197,7 +211,8 @@ def test_too_few_groups_for_a_train_split(tmp_path):
     assert not (tmp_path / "pairs").exists()
 
 
-@pytest.mark.parametrize("cfg", [SMALL, REALISTIC], ids=["bicubic", "realistic"])
+@pytest.mark.parametrize("cfg", [SMALL, REALISTIC, replace(REALISTIC, tile_size=16)],
+                         ids=["bicubic", "realistic", "tiled"])
 def test_same_inputs_give_byte_identical_outputs(tmp_path, cfg):
     raw = _make_raw(tmp_path / "raw", _many_groups(6, 2))
     first = build_pairs(raw, tmp_path / "a", 4, 11, cfg, workers=1)
@@ -271,5 +286,182 @@ def test_read_manifest_errors(tmp_path):
     with pytest.raises(DataError, match="unreadable manifest"):
         read_manifest(tmp_path)
     pd.DataFrame({"name": ["x"]}).to_parquet(tmp_path / "manifest.parquet")
-    with pytest.raises(DataError, match="lacks columns group"):
+    with pytest.raises(DataError, match="lacks columns source, tile"):
         read_manifest(tmp_path)
+
+
+# --- the original mode and bit depth of each source image -------------------------------
+
+
+def _png16(path: Path, samples: np.ndarray) -> None:
+    """A 16-bit RGB PNG (Pillow cannot write one): Pillow reads it back as 8-bit RGB."""
+    height, width, _ = samples.shape
+    scanlines = b"".join(b"\0" + row.astype(">u2").tobytes() for row in samples)
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)  # 16 bits, truecolour
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(scanlines))
+                     + chunk(b"IEND", b""))
+
+
+def test_manifest_records_each_sources_original_mode_and_bit_depth(tmp_path):
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (20, 24, 3), dtype=np.uint8)
+    photos = tmp_path / "photos"
+    photos.mkdir()
+    Image.fromarray(rgb).save(photos / "rgb.jpg")
+    Image.fromarray(rgb).convert("L").save(photos / "gray.png")
+    Image.fromarray(rgb).convert("P").save(photos / "palette.png")
+    Image.fromarray(rgb).convert("RGBA").save(photos / "alpha.png")
+    Image.fromarray(rgb).convert("CMYK").save(photos / "cmyk.jpg")
+    Image.fromarray(rng.integers(0, 65536, (20, 24), dtype=np.uint16)).save(photos / "deep_gray.png")
+    _png16(photos / "deep_rgb.png", rng.integers(0, 65536, (20, 24, 3)))
+    fetch_raw(DataConfig(source="folder", folder=str(photos)), tmp_path / "raw")
+
+    manifest = build_pairs(tmp_path / "raw", tmp_path / "pairs", 4, 0, SMALL).set_index("name")
+
+    assert manifest[["mode", "bit_depth"]].to_dict("index") == {
+        "alpha": {"mode": "RGBA", "bit_depth": 8}, "cmyk": {"mode": "CMYK", "bit_depth": 8},
+        "deep_gray": {"mode": "I;16", "bit_depth": 16}, "deep_rgb": {"mode": "RGB", "bit_depth": 16},
+        "gray": {"mode": "L", "bit_depth": 8}, "palette": {"mode": "P", "bit_depth": 8},
+        "rgb": {"mode": "RGB", "bit_depth": 8},
+    }
+    assert set(manifest["mode"]) <= FAITHFUL_MODES
+    sources = read_sources(tmp_path / "raw").set_index("name")  # recorded once, while decoding
+    pd.testing.assert_frame_equal(sources[["mode", "bit_depth"]], manifest[["mode", "bit_depth"]],
+                                  check_names=False)
+
+
+# --- near-duplicates share a split ------------------------------------------------------
+
+
+def _photo(rng: np.random.Generator, width: int = 128, height: int = 96) -> np.ndarray:
+    """Smooth colour regions plus grain: structure a perceptual hash can see, unlike pure noise."""
+    coarse = rng.integers(0, 256, (height // 16 + 2, width // 16 + 2, 3), dtype=np.uint8)
+    smooth = np.asarray(Image.fromarray(coarse).resize((width, height), Image.Resampling.BICUBIC), float)
+    return np.clip(smooth + rng.normal(0, 4, smooth.shape), 0, 255).astype(np.uint8)
+
+
+def _near_copies(photo: np.ndarray) -> dict[str, np.ndarray]:
+    """Edits that leave a photo the same photo: JPEG re-encoding, a resize, a brightness shift."""
+    buffer = io.BytesIO()
+    Image.fromarray(photo).save(buffer, format="JPEG", quality=70)
+    height, width = photo.shape[:2]
+    return {
+        "copy_jpeg": np.asarray(Image.open(buffer).convert("RGB")),
+        "copy_resized": np.asarray(Image.fromarray(photo).resize((width * 3 // 4, height * 3 // 4),
+                                                                 Image.Resampling.BICUBIC)),
+        "copy_brighter": np.clip(photo.astype(int) + 16, 0, 255).astype(np.uint8),
+    }
+
+
+def _near_duplicate_raw(raw_dir: Path) -> Path:
+    rng = np.random.default_rng(3)
+    original = _photo(rng)
+    pixels = {"original": original, **_near_copies(original)}
+    pixels |= {f"other{i}": _photo(rng) for i in range(6)}
+    images = {name: (name, (image.shape[1], image.shape[0])) for name, image in pixels.items()}
+    return _make_raw(raw_dir, images, pixels=pixels)
+
+
+def test_near_duplicate_copies_land_in_one_split(tmp_path):
+    raw = _near_duplicate_raw(tmp_path / "raw")
+    copies = ["copy_brighter", "copy_jpeg", "copy_resized", "original"]
+    spread = replace(SMALL, val_fraction=0.2, test_fraction=0.3)
+
+    apart = build_pairs(raw, tmp_path / "apart", 4, 0, replace(spread, near_duplicate_bits=0))
+    assert apart.set_index("name").loc[copies, "split"].nunique() > 1  # as separate groups, these fractions spread them
+
+    manifest = build_pairs(raw, tmp_path / "pairs", 4, 0, replace(spread, near_duplicate_bits=6))
+    by_name = manifest.set_index("name")
+    assert by_name.loc[copies, "split"].nunique() == 1
+    assert list(by_name.loc[copies, "group"]) == copies  # the groups themselves are kept
+    assert manifest["phash"].str.fullmatch("[0-9a-f]{16}").all()
+    # the copies count as one group of seven: round(0.3 × 7) test, round(0.2 × 7) val
+    keys = split_keys(list(manifest["group"]), list(manifest["phash"]), 6)
+    assert keys == ["copy_brighter"] * 4 + [f"other{i}" for i in range(6)]
+    assert pd.Series(dict(zip(keys, manifest["split"]))).value_counts().to_dict() == {"train": 4, "test": 2,
+                                                                                        "val": 1}
+
+
+def test_split_keys_join_groups_and_near_duplicates_transitively():
+    base = 0x0123_4567_89AB_CDEF
+    hashes = [f"{h:016x}" for h in (base, base ^ 0b11, base ^ 0b11_1100, ~base & (2**64 - 1), base ^ 0xFF00)]
+    # stereo pair a/a; b is 2 bits from a's second view; c is 4 from b but 6 from a: joined through b
+    groups = ["a", "a", "b", "d", "e"]
+    assert split_keys(groups, hashes, 4) == ["a", "a", "a", "d", "e"]
+    assert split_keys(groups, hashes, 8) == ["a", "a", "a", "d", "a"]
+    assert split_keys(groups, hashes, 0) == groups  # off: groups alone
+    assert split_keys(["z", "y", "z"], hashes[:3], 0) == ["z", "y", "z"]
+
+
+# --- tiles ---------------------------------------------------------------------------------
+
+
+def test_tile_grid_covers_the_image_with_full_tiles():
+    assert tile_grid(72, 100, 32) == [(top, left, 32, 32) for top in (0, 32, 40) for left in (0, 32, 64, 68)]
+    assert tile_grid(64, 64, 32) == [(0, 0, 32, 32), (0, 32, 32, 32), (32, 0, 32, 32), (32, 32, 32, 32)]
+    assert tile_grid(20, 100, 32) == [(0, left, 20, 32) for left in (0, 32, 64, 68)]  # short side uncut
+    assert tile_grid(30, 32, 32) == [(0, 0, 30, 32)]
+    assert tile_grid(72, 100, 0) == [(0, 0, 72, 100)]
+
+
+TILED = replace(SMALL, tile_size=32)
+
+
+@pytest.mark.parametrize("cfg", [TILED, replace(TILED, degradation="realistic")],
+                         ids=["bicubic", "realistic"])
+def test_each_tile_is_a_faithful_pair_of_its_own(tmp_path, cfg):
+    raw = _make_raw(tmp_path / "raw", {"big": ("big", (101, 75)), **_many_groups(4, 1)})
+    manifest = build_pairs(raw, tmp_path / "pairs", 4, 0, cfg)
+
+    tiles = manifest[manifest["source"] == "big"]
+    assert list(tiles["name"]) == [f"big_tile{i:03d}" for i in range(12)]  # 72x100 HR: 3 x 4 tiles
+    assert list(tiles["tile"]) == list(range(12))
+    corners = [(top, left) for top in (0, 32, 40) for left in (0, 32, 64, 68)]
+    assert list(zip(tiles["tile_top"], tiles["tile_left"], strict=True)) == corners
+    assert (tiles[["hr_height", "hr_width", "lr_height", "lr_width"]] == [32, 32, 8, 8]).all(axis=None)
+    assert tiles["split"].nunique() == 1 and set(tiles["group"]) == {"big"} and tiles["phash"].nunique() == 1
+    raw_rgb, _ = read_rgb(raw / "images" / "big.png")
+    for row in tiles.itertuples():
+        hr, _ = read_rgb(tmp_path / "pairs" / row.hr_path)
+        top, left = row.tile_top, row.tile_left
+        np.testing.assert_array_equal(hr, raw_rgb[top:top + 32, left:left + 32])
+        expected_lr, record = make_lr(hr, 4, 0, row.name, cfg)  # made from the tile alone, like any pair
+        np.testing.assert_array_equal(read_rgb(tmp_path / "pairs" / row.lr_path)[0], expected_lr)
+        assert row.degradation == record
+    small = manifest[manifest["source"] != "big"]  # 24x20 and such: no larger than a tile
+    assert list(small["name"]) == list(small["source"]) and set(small["tile"]) == {0}
+
+
+def test_a_tile_name_that_clashes_with_an_image_name_is_refused(tmp_path):
+    raw = _make_raw(tmp_path / "raw", {"big": ("big", (64, 32)), "big_tile001": ("x", (24, 24)),
+                                       **_many_groups(4, 1)})
+    with pytest.raises(DataError, match=r"image name 'big_tile001' is also the name of a tile of another"):
+        build_pairs(raw, tmp_path / "pairs", 4, 0, TILED)
+    assert not (tmp_path / "pairs").exists()
+
+
+@pytest.mark.parametrize(
+    ("pairs", "message"),
+    [
+        ({"tile_size": 98}, r"pairs\.tile_size must be 0 \(off\) or a multiple of scale \(4\), got 98"),
+        ({"tile_size": 64}, r"pairs\.tile_size must be 0 \(off\) or >= pairs\.min_hr_size \(96\) "
+                            r"and train\.patch_size \(96\), got 64"),
+        ({"tile_size": -4}, r"pairs\.tile_size must be 0 \(off\) or > 0, got -4"),
+        ({"near_duplicate_bits": 40}, r"pairs\.near_duplicate_bits must be in \[0, 32\] \(0: off\), got 40"),
+        ({"near_duplicate_bits": -1}, r"pairs\.near_duplicate_bits must be in \[0, 32\]"),
+    ],
+)
+def test_tile_and_near_duplicate_settings_are_checked(pairs, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_params({"pairs": pairs})
+
+
+def test_tile_settings_that_fit_are_accepted():
+    assert parse_params({"pairs": {"tile_size": 96}}).pairs.tile_size == 96
+    assert parse_params({"scale": 3, "pairs": {"tile_size": 384}}).pairs.tile_size == 384
+    with pytest.raises(ConfigError, match=r"multiple of scale \(4\), got 30"):
+        build_pairs(Path("unused"), Path("unused"), 4, 0, replace(SMALL, tile_size=30))

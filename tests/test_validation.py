@@ -12,7 +12,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from gansr.config import ValidateConfig, parse_params
+from gansr.config import PairsConfig, ValidateConfig, parse_params
+from gansr.data.near_duplicates import perceptual_hash
 from gansr.errors import ConfigError, DataError
 from gansr.validation import validate_pairs
 
@@ -44,13 +45,15 @@ def make_pairs(pairs_dir: Path) -> Path:
         hr = rng.integers(0, 256, (HR_SIZE, HR_SIZE, 3), dtype=np.uint8)
         lr = np.asarray(Image.fromarray(hr).resize((HR_SIZE // SCALE,) * 2, Image.BICUBIC))
         rows.append({
-            "name": name, "group": f"photo{i}", "split": split,
+            "name": name, "source": name, "tile": 0, "tile_top": 0, "tile_left": 0,
+            "group": f"photo{i}", "split": split,
             "hr_path": f"hr/{name}.png", "lr_path": f"lr/{name}.png",
             "hr_height": HR_SIZE, "hr_width": HR_SIZE,
             "lr_height": HR_SIZE // SCALE, "lr_width": HR_SIZE // SCALE,
             "hr_sha256": _save(pairs_dir / f"hr/{name}.png", hr),
             "lr_sha256": _save(pairs_dir / f"lr/{name}.png", lr),
-            "degradation": '{"kind":"bicubic"}', "origin": "test", "licence": "CC0",
+            "degradation": '{"kind":"bicubic"}', "mode": "RGB", "bit_depth": 8, "phash": perceptual_hash(hr),
+            "origin": "test", "licence": "CC0",
         })
     _write_manifest(pairs_dir, rows)
     return pairs_dir
@@ -61,9 +64,13 @@ def pairs_dir(tmp_path: Path) -> Path:
     return make_pairs(tmp_path / "pairs")
 
 
-def run(pairs_dir: Path, report_dir: Path, cfg: ValidateConfig | None = None) -> dict:
+PAIRS = PairsConfig(min_hr_size=HR_SIZE, near_duplicate_bits=6)
+
+
+def run(pairs_dir: Path, report_dir: Path, cfg: ValidateConfig | None = None,
+        pairs: PairsConfig = PAIRS) -> dict:
     return validate_pairs(pairs_dir, report_dir, pairs_dir.parent / "validated", scale=SCALE,
-                          min_hr_size=HR_SIZE, cfg=cfg or ValidateConfig(min_train_pairs=3, min_test_pairs=1))
+                          pairs=pairs, cfg=cfg or ValidateConfig(min_train_pairs=3, min_test_pairs=1))
 
 
 DROP = ValidateConfig(min_train_pairs=3, min_test_pairs=1, on_bad="drop")
@@ -141,6 +148,26 @@ def unrecorded_degradation(pairs_dir: Path) -> None:
     _write_manifest(pairs_dir, rows)
 
 
+def float_source(pairs_dir: Path) -> None:
+    """img1 came from a 32-bit floating-point TIFF: no faithful 8-bit rendering."""
+    rows = _read_manifest(pairs_dir)
+    rows[1]["mode"], rows[1]["bit_depth"] = "F", 32
+    _write_manifest(pairs_dir, rows)
+
+
+def near_duplicate_across_splits(pairs_dir: Path) -> None:
+    """Test pair img6 is a re-encoded copy of train pair img1: its hash differs in 2 bits."""
+    rows = _read_manifest(pairs_dir)
+    rows[6]["phash"] = f"{int(rows[1]['phash'], 16) ^ 0b101:016x}"
+    _write_manifest(pairs_dir, rows)
+
+
+def garbled_phash(pairs_dir: Path) -> None:
+    rows = _read_manifest(pairs_dir)
+    rows[1]["phash"] = "not-a-hash"
+    _write_manifest(pairs_dir, rows)
+
+
 @pytest.mark.parametrize(
     ("spoil", "check", "named"),
     [
@@ -152,6 +179,11 @@ def unrecorded_degradation(pairs_dir: Path) -> None:
         (group_in_two_splits, "each group (source image) stays in one split",
          "img6 (photo1, test)"),
         (unrecorded_degradation, "degradation records how the LR image was made", "lr/img1.png"),
+        (float_source, "source image mode is one gansr converts to RGB faithfully", "img1 (F)"),
+        (float_source, "source image has 8 or 16 bits per sample", "img1 (32)"),
+        (near_duplicate_across_splits, "near-duplicate images (pHash within 6 bits) stay in one split",
+         "img1 (train), img6 (test)"),
+        (garbled_phash, "phash is a 64-bit perceptual hash (16 hex digits)", "img1 (not-a-hash)"),
     ],
     ids=lambda v: getattr(v, "__name__", None),
 )
@@ -279,3 +311,51 @@ def test_a_missing_degradation_record_is_flagged(pairs_dir: Path, tmp_path: Path
     _write_manifest(pairs_dir, rows)
     with pytest.raises(DataError, match=r"(?m)degradation records how the LR image was made: lr/img2\.png$"):
         run(pairs_dir, tmp_path / "report")
+
+
+# --- what the pairs stage writes passes, tiles and near-duplicates included ----------------
+
+
+def test_tiled_pairs_from_the_pairs_stage_pass(tmp_path: Path) -> None:
+    from gansr.config import DataConfig
+    from gansr.data.pairs import build_pairs
+    from gansr.data.sources import fetch_raw
+
+    photos, rng = tmp_path / "photos", np.random.default_rng(1)
+    photos.mkdir()
+    for i in range(6):
+        Image.fromarray(rng.integers(0, 256, (24, 28, 3), dtype=np.uint8)).save(photos / f"small{i}.png")
+    flat = np.full((40, 64, 3), 200, np.uint8)  # a flat sky: its 16x16 tiles are identical files
+    # 24x28 HR: 2 x 2 tiles each; 40x64 HR: 3 x 4
+    Image.fromarray(flat).convert("L").save(photos / "sky.png")
+    fetch_raw(DataConfig(source="folder", folder=str(photos)), tmp_path / "raw")
+    pairs = PairsConfig(val_fraction=0.2, test_fraction=0.2, min_hr_size=HR_SIZE, tile_size=HR_SIZE)
+    manifest = build_pairs(tmp_path / "raw", tmp_path / "pairs", SCALE, 0, pairs)
+    assert manifest["hr_sha256"].duplicated().any()
+
+    summary = run(tmp_path / "pairs", tmp_path / "report", pairs=pairs)
+
+    assert summary["success"] is True and summary["rows"] == len(manifest) == 6 * 2 * 2 + 3 * 4
+
+
+def test_identical_hr_images_of_two_sources_are_flagged(pairs_dir: Path, tmp_path: Path) -> None:
+    """Train pairs img2 and img3: the same HR file under two source images."""
+    rows = _read_manifest(pairs_dir)
+    (pairs_dir / "hr/img3.png").write_bytes((pairs_dir / "hr/img2.png").read_bytes())
+    rows[3]["hr_sha256"] = rows[2]["hr_sha256"]
+    _write_manifest(pairs_dir, rows)
+    with pytest.raises(DataError, match=r"(?m)HR image is not a copy of another source image's "
+                                        r"\(same hr_sha256\): hr/img2\.png \(img2, train\), "
+                                        r"hr/img3\.png \(img3, train\)$"):
+        run(pairs_dir, tmp_path / "report")
+    rows[3]["source"] = "img2"  # two tiles of one image may be identical
+    _write_manifest(pairs_dir, rows)
+    assert run(pairs_dir, tmp_path / "report")["success"] is True
+
+
+def test_near_duplicate_check_is_off_with_the_setting(pairs_dir: Path, tmp_path: Path) -> None:
+    near_duplicate_across_splits(pairs_dir)
+    off = PairsConfig(min_hr_size=HR_SIZE, near_duplicate_bits=0)
+    assert run(pairs_dir, tmp_path / "report", pairs=off)["success"] is True
+    with pytest.raises(DataError, match="near-duplicate images"):
+        run(pairs_dir, tmp_path / "report", pairs=PAIRS)

@@ -61,6 +61,11 @@ class PairsConfig:
     val_fraction: float = 0.1
     test_fraction: float = 0.25
     min_hr_size: int = 96
+    # Images whose 64-bit perceptual hashes differ in at most this many bits (directly or
+    # through others) share a split, like images of one group; 0: off.
+    near_duplicate_bits: int = 6
+    # HR side of the tiles large images are cut into, each its own pair; 0: whole images.
+    tile_size: int = 0
     # How LR is made. The ranges below apply to "realistic" only; each is [min, max]
     # and a value is drawn uniformly from it per image (Real-ESRGAN's first-order defaults).
     degradation: Degradation = "bicubic"
@@ -78,6 +83,12 @@ class PairsConfig:
         if self.val_fraction + self.test_fraction >= 1:
             raise ConfigError("pairs.val_fraction + pairs.test_fraction must be < 1")
         _check_positive("pairs.min_hr_size", self.min_hr_size)
+        if not 0 <= self.near_duplicate_bits <= 32:  # unrelated photos differ in about 32 of 64 bits
+            raise ConfigError(
+                f"pairs.near_duplicate_bits must be in [0, 32] (0: off), got {self.near_duplicate_bits}"
+            )
+        if self.tile_size < 0:
+            raise ConfigError(f"pairs.tile_size must be 0 (off) or > 0, got {self.tile_size}")
         _check_range("pairs.blur_kernel_size", self.blur_kernel_size, 1, 99)
         if any(size % 2 == 0 for size in self.blur_kernel_size):
             raise ConfigError(f"pairs.blur_kernel_size must be odd sizes, got {list(self.blur_kernel_size)}")
@@ -120,10 +131,10 @@ class ModelConfig:
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Optimisation schedule for both training phases."""
+    """Optimisation schedule for the training phases, and how they spread over devices."""
 
     patch_size: int = 96
-    batch_size: int = 16
+    batch_size: int = 16  # per replica: each step takes batch_size × replicas crops
     pretrain_steps: int = 3000
     gan_steps: int = 400
     pretrain_lr: float = 1e-3
@@ -133,6 +144,8 @@ class TrainConfig:
     checkpoint_every: int = 250
     log_every: int = 50
     nan_policy: Literal["stop", "skip"] = "stop"
+    # auto: multi_worker if TF_CONFIG lists several tasks, mirrored if several GPUs, else none
+    distribute: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
 
     def __post_init__(self) -> None:
         for key in ("patch_size", "batch_size", "pretrain_steps", "gan_steps",
@@ -255,6 +268,16 @@ class Params:
             raise ConfigError(
                 f"pairs.min_hr_size ({self.pairs.min_hr_size}) must be >= "
                 f"train.patch_size ({self.train.patch_size})"
+            )
+        tile = self.pairs.tile_size
+        if tile and tile % self.scale:
+            raise ConfigError(
+                f"pairs.tile_size must be 0 (off) or a multiple of scale ({self.scale}), got {tile}"
+            )
+        if tile and tile < self.pairs.min_hr_size:
+            raise ConfigError(  # min_hr_size >= patch_size: checked above
+                f"pairs.tile_size must be 0 (off) or >= pairs.min_hr_size ({self.pairs.min_hr_size}) "
+                f"and train.patch_size ({self.train.patch_size}), got {tile}"
             )
 
 

@@ -3,9 +3,11 @@
 The suite does not trust the manifest alone: every HR and LR file is opened
 and fully decoded, and what the files really are (present, decodable, mode,
 size, hash) is added to the table as columns the expectations check beside
-the manifest's own claims. GX renders the results as Data Docs in
-``report_dir``; ``summary.json`` beside them holds the machine-readable
-verdict. A failed suite raises :class:`DataError` naming the bad files.
+the manifest's own claims. What the source images were (Pillow mode, bit
+depth, perceptual hash) is judged from the manifest alone: it was recorded
+while the original files were decoded, and only 8-bit RGB copies remain.
+GX renders the results as Data Docs in ``report_dir``; ``summary.json``
+beside them holds the machine-readable verdict. A failed suite raises :class:`DataError` naming the bad files.
 
 What passes is written as the manifest training reads, in its own folder
 (the validate stage's output; ``data/pairs`` stays the pairs stage's). With
@@ -20,6 +22,7 @@ import io
 import json
 import logging
 import os
+import re
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
@@ -29,9 +32,11 @@ import pandas as pd
 from PIL import Image
 
 from gansr.atomic import atomic_path, write_json
-from gansr.config import DEGRADATIONS, ValidateConfig
+from gansr.config import DEGRADATIONS, PairsConfig, ValidateConfig
+from gansr.data.near_duplicates import near_duplicate_groups
 from gansr.data.pairs import MANIFEST_COLUMNS, SPLITS, read_manifest, write_manifest
 from gansr.errors import DataError
+from gansr.imageio import FAITHFUL_MODES
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import (
@@ -41,6 +46,8 @@ if TYPE_CHECKING:
     from great_expectations.expectations import Expectation
 
 SIDES = ("hr", "lr")
+BIT_DEPTHS = (8, 16)  # of the source images: 32-bit (I, F) data has no faithful 8-bit rendering
+_PHASH = re.compile(r"[0-9a-f]{16}")
 MAX_LISTED = 10  # offending files named per check in the error message
 ROW = "manifest_row"
 QUARANTINE = "quarantine.csv"
@@ -55,7 +62,7 @@ def validate_pairs(
     report_dir: Path,
     validated_dir: Path,
     scale: int,
-    min_hr_size: int,
+    pairs: PairsConfig,
     cfg: ValidateConfig,
 ) -> dict[str, Any]:
     """Check the pairs in ``pairs_dir``; write the manifest that passed to ``validated_dir``.
@@ -69,8 +76,8 @@ def validate_pairs(
     """
     pairs_dir, report_dir = Path(pairs_dir), Path(report_dir)
     manifest = read_manifest(pairs_dir, check_columns=False).reset_index(drop=True)
-    table = add_file_facts(manifest, pairs_dir, scale)
-    expectations = build_expectations(scale, min_hr_size, cfg)
+    table = add_file_facts(manifest, pairs_dir, scale, pairs.near_duplicate_bits)
+    expectations = build_expectations(scale, pairs, cfg)
     with atomic_path(report_dir) as staged:
         result = _run_suite(table, expectations, staged)
         failed = failed_results(result)
@@ -138,8 +145,14 @@ def read_file_facts(path: Path | None) -> FileFacts:
     return FileFacts(True, True, mode, height, width, sha256)
 
 
-def add_file_facts(manifest: pd.DataFrame, pairs_dir: Path, scale: int) -> pd.DataFrame:
-    """Return ``manifest`` plus columns of file facts and per-row verdicts the suite checks."""
+def add_file_facts(
+    manifest: pd.DataFrame, pairs_dir: Path, scale: int, near_duplicate_bits: int
+) -> pd.DataFrame:
+    """Return ``manifest`` plus columns of file facts and per-row verdicts the suite checks.
+
+    Near-duplicates (perceptual hashes within ``near_duplicate_bits``; 0: not
+    judged) are grouped again from the hashes, not taken from the split.
+    """
     table = manifest.copy()
     # GX names offending rows by these columns, in results and in Data Docs; the row
     # number identifies a row even when its name is missing or duplicated.
@@ -177,8 +190,25 @@ def add_file_facts(manifest: pd.DataFrame, pairs_dir: Path, scale: int) -> pd.Da
     )
     split = _column(manifest, "split")
     for key in ("group", "hr_sha256"):
-        table[f"{key}_in_one_split"] = _in_one_split(_column(manifest, key), split)
+        table[f"{key}_in_one_split"] = _one_value_per_key(_column(manifest, key), split)
+    # Identical tiles of one image (a flat sky) are fine; a copy of another image is not.
+    table["hr_sha256_in_one_source"] = _one_value_per_key(_column(manifest, "hr_sha256"),
+                                                          _column(manifest, "source"))
+    phash = _column(manifest, "phash")
+    table["phash_is_hash"] = _objects([isinstance(h, str) and bool(_PHASH.fullmatch(h)) for h in phash])
+    if near_duplicate_bits:
+        table["near_duplicates_in_one_split"] = _one_value_per_key(
+            _near_duplicate_groups(phash, table["phash_is_hash"], near_duplicate_bits), split
+        )
     return table
+
+
+def _near_duplicate_groups(phash: pd.Series, valid: pd.Series, max_bits: int) -> pd.Series:
+    """Per row, a label shared by its near-duplicates; None where the hash is not one."""
+    rows = phash[valid.astype(bool)]
+    groups = pd.Series([None] * len(phash), index=phash.index, dtype=object)
+    groups[rows.index] = near_duplicate_groups(list(rows), max_bits)
+    return groups
 
 
 def _is_degradation_record(value: Any) -> bool:
@@ -207,16 +237,20 @@ def _objects(values: Any) -> pd.Series:
     return series.astype(object).where(series.notna(), None)
 
 
-def _in_one_split(key: pd.Series, split: pd.Series) -> pd.Series:
-    """Per row: is every row sharing this key in the same split? (None if key unknown)."""
-    splits_per_key = split.groupby(key, dropna=True).transform("nunique")  # NaN where key is
-    return _objects(splits_per_key.eq(1).where(splits_per_key.notna()))
+def _one_value_per_key(key: pd.Series, value: pd.Series) -> pd.Series:
+    """Per row: do all rows sharing this key have one value (e.g. one split)?
+
+    None (unjudged) where the key is unknown or no row of it has a value: the
+    columns check reports a missing column.
+    """
+    values_per_key = value.groupby(key, dropna=True).transform("nunique")  # NaN where key is
+    return _objects(values_per_key.eq(1).where(values_per_key.gt(0)))
 
 
 # --- the suite ---------------------------------------------------------------------------
 
 
-def build_expectations(scale: int, min_hr_size: int, cfg: ValidateConfig) -> list[Expectation]:
+def build_expectations(scale: int, pairs: PairsConfig, cfg: ValidateConfig) -> list[Expectation]:
     """The expectations the pairs must meet, each with a description a user can read.
 
     ``meta["show"]`` names the columns that identify an offending row in messages.
@@ -233,16 +267,23 @@ def build_expectations(scale: int, min_hr_size: int, cfg: ValidateConfig) -> lis
         check(gxe.ExpectColumnValuesToBeInSet, f"split is one of {', '.join(SPLITS)}",
               ["name", "split"], column="split", value_set=list(SPLITS)),
         check(gxe.ExpectColumnValuesToBeUnique, "name is unique", ["name"], column="name"),
-        check(gxe.ExpectColumnValuesToBeUnique, "HR image is not a duplicate (same hr_sha256)",
-              ["hr_path", "split"], column="hr_sha256"),
+        check(gxe.ExpectColumnValuesToBeInSet,
+              "HR image is not a copy of another source image's (same hr_sha256)",
+              ["hr_path", "source", "split"], column="hr_sha256_in_one_source", value_set=[True]),
         check(gxe.ExpectColumnValuesToBeInSet, "identical HR images stay in one split",
               ["hr_path", "split"], column="hr_sha256_in_one_split", value_set=[True]),
         check(gxe.ExpectColumnValuesToBeInSet, "each group (source image) stays in one split",
               ["name", "group", "split"], column="group_in_one_split", value_set=[True]),
+        check(gxe.ExpectColumnValuesToBeInSet, "source image mode is one gansr converts to RGB faithfully",
+              ["name", "mode"], column="mode", value_set=sorted(FAITHFUL_MODES)),
+        check(gxe.ExpectColumnValuesToBeInSet, f"source image has {' or '.join(map(str, BIT_DEPTHS))} "
+              "bits per sample", ["name", "bit_depth"], column="bit_depth", value_set=list(BIT_DEPTHS)),
+        check(gxe.ExpectColumnValuesToBeInSet, "phash is a 64-bit perceptual hash (16 hex digits)",
+              ["name", "phash"], column="phash_is_hash", value_set=[True]),
         check(gxe.ExpectColumnValuesToBeInSet, f"HR size is LR size x {scale}",
               ["hr_path"], column="hr_is_lr_times_scale", value_set=[True]),
-        check(gxe.ExpectColumnValuesToBeBetween, f"HR shorter side is >= {min_hr_size} px",
-              ["hr_path"], column="hr_min_side", min_value=min_hr_size),
+        check(gxe.ExpectColumnValuesToBeBetween, f"HR shorter side is >= {pairs.min_hr_size} px",
+              ["hr_path"], column="hr_min_side", min_value=pairs.min_hr_size),
         check(gxe.ExpectColumnValuesToBeInSet, "degradation records how the LR image was made",
               ["lr_path"], column="degradation_is_recorded", value_set=[True]),
         check(gxe.ExpectTableRowCountToBeBetween, f"at least {cfg.min_train_pairs} train pairs",
@@ -250,6 +291,12 @@ def build_expectations(scale: int, min_hr_size: int, cfg: ValidateConfig) -> lis
         check(gxe.ExpectTableRowCountToBeBetween, f"at least {cfg.min_test_pairs} test pairs",
               [], min_value=cfg.min_test_pairs, row_condition=Column("split") == "test"),
     ]
+    if pairs.near_duplicate_bits:
+        checks.append(check(
+            gxe.ExpectColumnValuesToBeInSet,
+            f"near-duplicate images (pHash within {pairs.near_duplicate_bits} bits) stay in one split",
+            ["name", "split"], column="near_duplicates_in_one_split", value_set=[True],
+        ))
     for column in ("name", "hr_path", "lr_path"):
         checks.append(check(gxe.ExpectColumnValuesToNotBeNull, f"{column} is set",
                             ["name"], column=column))

@@ -2,9 +2,16 @@
 
 ``data/pairs/`` holds ``hr/<name>.png``, ``lr/<name>.png`` and
 ``manifest.parquet`` (one row per pair, :data:`MANIFEST_COLUMNS`; paths are
-relative to the manifest's folder). Images are processed one per task on
+relative to the manifest's folder). A pair is a whole source image, or with
+``pairs.tile_size`` one tile of it. Images are processed one per task on
 every core. Same raw images, scale, seed and config ⇒ byte-identical outputs,
 whatever the number of workers or the order they finish in.
+
+Images are split by group, never alone: a group is the images the source
+put together (e.g. the two views of a stereo pair) plus, transitively, every
+image whose perceptual hash is within ``pairs.near_duplicate_bits`` of one
+of them, so a re-encoded or resized copy cannot sit in test while its
+original trains.
 """
 
 from __future__ import annotations
@@ -13,7 +20,7 @@ import json
 import multiprocessing
 import os
 import re
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from functools import partial
 from pathlib import Path
@@ -27,15 +34,16 @@ from tqdm import tqdm
 from gansr.atomic import atomic_path
 from gansr.config import SUPPORTED_SCALES, PairsConfig
 from gansr.data.degradations import apply_steps, degradation_rng, draw_steps
+from gansr.data.near_duplicates import connected_components, near_duplicate_links, perceptual_hash
 from gansr.data.sources import read_sources
 from gansr.errors import ConfigError, DataError
 from gansr.imageio import read_rgb, sha256_file, write_png
 
 MANIFEST = "manifest.parquet"
 MANIFEST_COLUMNS = [
-    "name", "group", "split", "hr_path", "lr_path",
+    "name", "source", "tile", "tile_top", "tile_left", "group", "split", "hr_path", "lr_path",
     "hr_height", "hr_width", "lr_height", "lr_width",
-    "hr_sha256", "lr_sha256", "degradation", "origin", "licence",
+    "hr_sha256", "lr_sha256", "degradation", "mode", "bit_depth", "phash", "origin", "licence",
 ]
 SPLITS = ("train", "val", "test")
 # Names become file names under hr/ and lr/: nothing that could leave the folder.
@@ -49,27 +57,73 @@ def build_pairs(
 ) -> pd.DataFrame:
     """Write HR/LR pairs and the manifest for every image in ``raw_dir``; return the manifest.
 
-    ``workers`` processes (default: one per available core) each make one
-    pair at a time. The whole of ``pairs_dir`` is built aside and swapped in
-    at the end, so a failure (e.g. an image below ``pairs.min_hr_size``)
-    leaves an existing ``pairs_dir`` untouched.
+    ``workers`` processes (default: one per available core) each make the
+    pairs of one image at a time. The whole of ``pairs_dir`` is built aside
+    and swapped in at the end, so a failure (e.g. an image below
+    ``pairs.min_hr_size``) leaves an existing ``pairs_dir`` untouched.
     """
     if scale not in SUPPORTED_SCALES:
         raise ConfigError(f"scale must be one of {SUPPORTED_SCALES}, got {scale}")
+    if cfg.tile_size % scale:
+        raise ConfigError(
+            f"pairs.tile_size must be 0 (off) or a multiple of scale ({scale}), got {cfg.tile_size}"
+        )
     raw_dir = Path(raw_dir)
     sources = read_sources(raw_dir).sort_values("name", kind="stable")
     _check_names(sources["name"], raw_dir)
-    split_of = split_groups(sources["group"], seed, cfg)
+    # Fail before the work if the groups are too few already; near-duplicates only merge them.
+    _check_enough_groups(sources["group"].nunique(), cfg)
     with atomic_path(pairs_dir) as staged:
         (staged / "hr").mkdir(parents=True)
         (staged / "lr").mkdir()
-        make_pair = partial(_make_pair, raw_dir=raw_dir, staged=staged, scale=scale, seed=seed, cfg=cfg)
+        make_pairs = partial(_make_pairs, raw_dir=raw_dir, staged=staged, scale=scale, seed=seed, cfg=cfg)
         records = sources.to_dict("records")
-        rows = [row | {"split": split_of[row["group"]]}
-                for row in parallel_map(make_pair, records, workers or available_cores(), "pairs")]
+        per_image = list(parallel_map(make_pairs, records, workers or available_cores(), "pairs"))
+        keys = split_keys(list(sources["group"]), [rows[0]["phash"] for rows in per_image],
+                          cfg.near_duplicate_bits)
+        split_of = split_groups(keys, seed, cfg)
+        rows = [row | {"split": split_of[key]} for key, image_rows in zip(keys, per_image, strict=True)
+                for row in image_rows]
         manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
+        clash = _first_duplicate(manifest["name"])
+        if clash is not None:
+            raise DataError(f"{raw_dir / 'sources.csv'}: image name {clash!r} is also the name of a "
+                            "tile of another image; rename it")
         write_manifest(manifest, staged)
     return manifest
+
+
+def split_keys(groups: Sequence[str], phashes: Sequence[str], near_duplicate_bits: int) -> list[str]:
+    """Per image, the key it is split by: the first group name among the images joined to it.
+
+    Images are joined by sharing a group, or by perceptual hashes at most
+    ``near_duplicate_bits`` apart (0: not at all), directly or through other
+    images. An image joined to no other keeps its own group as its key.
+    """
+    first_of_group: dict[str, int] = {}
+    links = [(first_of_group.setdefault(group, i), i) for i, group in enumerate(groups)]
+    if near_duplicate_bits:
+        links += near_duplicate_links(phashes, near_duplicate_bits)
+    roots = connected_components(len(groups), links)
+    key_of: dict[int, str] = {}
+    for root, group in zip(roots, groups, strict=True):
+        key_of[root] = min(key_of.get(root, group), group)
+    return [key_of[root] for root in roots]
+
+
+def tile_grid(height: int, width: int, tile_size: int) -> list[tuple[int, int, int, int]]:
+    """``(top, left, height, width)`` of each tile of an HR image, row by row.
+
+    A non-overlapping grid of ``tile_size`` squares, whose last row and column
+    are moved back to end at the image's edge (overlapping their neighbours),
+    so every pixel is in a tile and every tile has the full size. A side no
+    longer than ``tile_size`` is not cut; ``tile_size`` 0: the whole image.
+    """
+    if not tile_size:
+        return [(0, 0, height, width)]
+    tile_height, tile_width = min(tile_size, height), min(tile_size, width)
+    return [(top, left, tile_height, tile_width)
+            for top in _tile_starts(height, tile_height) for left in _tile_starts(width, tile_width)]
 
 
 def make_lr(hr: np.ndarray, scale: int, seed: int, name: str, cfg: PairsConfig) -> tuple[np.ndarray, str]:
@@ -151,13 +205,9 @@ def split_groups(groups: Iterable[str], seed: int, cfg: PairsConfig) -> dict[str
     """
     ordered = sorted(set(groups))
     shuffled = [ordered[i] for i in np.random.default_rng(seed).permutation(len(ordered))]
+    _check_enough_groups(len(ordered), cfg)
     n_test = _split_size(cfg.test_fraction, len(ordered))
     n_val = _split_size(cfg.val_fraction, len(ordered))
-    if n_test + n_val >= len(ordered):
-        raise DataError(
-            f"{len(ordered)} image groups are too few for pairs.test_fraction={cfg.test_fraction} "
-            f"and pairs.val_fraction={cfg.val_fraction}: no group would be left for training"
-        )
     split_of = dict.fromkeys(shuffled[:n_test], "test")
     split_of |= dict.fromkeys(shuffled[n_test:n_test + n_val], "val")
     split_of |= dict.fromkeys(shuffled[n_test + n_val:], "train")
@@ -188,13 +238,28 @@ def _split_size(fraction: float, n_groups: int) -> int:
     return max(1, round(fraction * n_groups)) if fraction > 0 else 0
 
 
-def _make_pair(
+def _check_enough_groups(n_groups: int, cfg: PairsConfig) -> None:
+    if _split_size(cfg.test_fraction, n_groups) + _split_size(cfg.val_fraction, n_groups) >= n_groups:
+        raise DataError(
+            f"{n_groups} image groups are too few for pairs.test_fraction={cfg.test_fraction} "
+            f"and pairs.val_fraction={cfg.val_fraction}: no group would be left for training"
+        )
+
+
+def _tile_starts(length: int, tile: int) -> list[int]:
+    """Offsets of tiles of side ``tile`` along ``length``, the last one flush with the end."""
+    starts = list(range(0, length - tile + 1, tile))
+    return starts if starts[-1] + tile == length else [*starts, length - tile]
+
+
+def _make_pairs(
     source: dict[str, Any], raw_dir: Path, staged: Path, scale: int, seed: int, cfg: PairsConfig
-) -> dict[str, object]:
-    """Write one HR/LR pair under ``staged``; return its manifest row (without split).
+) -> list[dict[str, object]]:
+    """Write the HR/LR pairs of one source image under ``staged``; return their manifest rows, without split.
 
     Runs in a worker process: it reads and writes files itself and returns
-    only the small row, so memory stays at one image per worker.
+    only the small rows, so memory stays at one image per worker. Every tile
+    is a pair like a whole image: its LR is made from the HR tile alone.
     """
     name, path = source["name"], raw_dir / source["file"]
     image, _ = read_rgb(path)
@@ -205,15 +270,34 @@ def _make_pair(
             f"multiple of scale {scale}, smaller than pairs.min_hr_size={cfg.min_hr_size}; "
             "remove it or lower pairs.min_hr_size"
         )
+    about_source = {
+        "source": name, "group": source["group"], "phash": perceptual_hash(image),
+        "mode": source["mode"], "bit_depth": int(source["bit_depth"]),
+        "origin": source["origin"], "licence": source["licence"],
+    }
+    tiles = tile_grid(*hr.shape[:2], cfg.tile_size)
+    rows = []
+    for index, (top, left, height, width) in enumerate(tiles):
+        pair_name = name if len(tiles) == 1 else f"{name}_tile{index:03d}"
+        tile = np.ascontiguousarray(hr[top:top + height, left:left + width])
+        rows.append(_write_pair(tile, pair_name, staged, scale, seed, cfg)
+                    | about_source | {"tile": index, "tile_top": top, "tile_left": left})
+    return rows
+
+
+def _write_pair(
+    hr: np.ndarray, name: str, staged: Path, scale: int, seed: int, cfg: PairsConfig
+) -> dict[str, object]:
+    """Write ``hr`` and its LR as pair ``name`` under ``staged``; return the manifest's facts on the files."""
     lr, degradation = make_lr(hr, scale, seed, name, cfg)
     hr_path, lr_path = f"hr/{name}.png", f"lr/{name}.png"
     write_png(staged / hr_path, hr)
     write_png(staged / lr_path, lr)
     return {
-        "name": name, "group": source["group"], "hr_path": hr_path, "lr_path": lr_path,
+        "name": name, "hr_path": hr_path, "lr_path": lr_path,
         "hr_height": hr.shape[0], "hr_width": hr.shape[1], "lr_height": lr.shape[0], "lr_width": lr.shape[1],
         "hr_sha256": sha256_file(staged / hr_path), "lr_sha256": sha256_file(staged / lr_path),
-        "degradation": degradation, "origin": source["origin"], "licence": source["licence"],
+        "degradation": degradation,
     }
 
 
@@ -221,6 +305,11 @@ def _check_names(names: pd.Series, raw_dir: Path) -> None:
     bad = [name for name in names if not _SAFE_NAME.fullmatch(name)]
     if bad:
         raise DataError(f"{raw_dir / 'sources.csv'}: unsafe image name {bad[0]!r}")
+    twice = _first_duplicate(names)
+    if twice is not None:
+        raise DataError(f"{raw_dir / 'sources.csv'}: image name {twice!r} appears twice")
+
+
+def _first_duplicate(names: pd.Series) -> str | None:
     duplicated = names[names.duplicated()]
-    if len(duplicated):
-        raise DataError(f"{raw_dir / 'sources.csv'}: image name {duplicated.iloc[0]!r} appears twice")
+    return duplicated.iloc[0] if len(duplicated) else None

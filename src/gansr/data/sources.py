@@ -2,7 +2,8 @@
 
 ``data/raw/`` holds ``images/<name>.png`` (every input decoded to 8-bit RGB)
 and ``sources.csv`` (one row per image: where it came from, its licence, size,
-hash and any conversion notes). Three sources:
+hash, the original file's Pillow mode and bit depth, and any conversion
+notes). Three sources:
 
 - ``builtin``: colour photographs that ship inside installed packages
   (scikit-image, scikit-learn, matplotlib), so ``dvc repro`` needs no network;
@@ -29,10 +30,12 @@ from gansr.atomic import atomic_path
 from gansr.config import DataConfig
 from gansr.data.download import download, unpack
 from gansr.errors import ConfigError, DataError
-from gansr.imageio import read_rgb, sha256_file, write_png
+from gansr.imageio import read_image, sha256_file, write_png
 
 SOURCES_CSV = "sources.csv"
-SOURCES_COLUMNS = ["name", "group", "file", "origin", "licence", "width", "height", "sha256", "notes"]
+SOURCES_COLUMNS = ["name", "group", "file", "origin", "licence", "width", "height", "sha256",
+                   "mode", "bit_depth", "notes"]
+_INT_COLUMNS = {"width", "height", "bit_depth"}
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
 DOWNLOAD_CACHE = Path(".cache") / "downloads"  # relative to the repository root; git-ignored
 FOLDER_LICENCE = "user-supplied; licence not recorded (set data.licence)"
@@ -132,7 +135,7 @@ def fetch_raw(cfg: DataConfig, raw_dir: Path, cache_dir: Path | None = None) -> 
 def read_sources(raw_dir: Path) -> pd.DataFrame:
     """Read ``raw_dir/sources.csv`` as written by :func:`fetch_raw`."""
     path = Path(raw_dir) / SOURCES_CSV
-    text_columns = set(SOURCES_COLUMNS) - {"width", "height"}
+    text_columns = set(SOURCES_COLUMNS) - _INT_COLUMNS
     try:
         # keep_default_na=False: an image named "NA" or a blank note stays a string.
         table = pd.read_csv(path, dtype={c: str for c in text_columns}, keep_default_na=False)
@@ -254,12 +257,13 @@ def locate_builtin(photo: BuiltinPhoto) -> RawImage:
 
 def _store(image: RawImage, staged: Path) -> dict[str, object]:
     """Decode one image to RGB, write it as PNG under ``staged``, return its sources.csv row."""
-    rgb, notes = read_rgb(image.path)
+    decoded = read_image(image.path)
     file = f"images/{image.name}.png"
-    write_png(staged / file, rgb)
+    write_png(staged / file, decoded.rgb)
     return {
         "name": image.name, "group": image.group, "file": file,
         "origin": image.origin, "licence": image.licence,
-        "width": rgb.shape[1], "height": rgb.shape[0],
-        "sha256": sha256_file(staged / file), "notes": "; ".join(notes),
+        "width": decoded.rgb.shape[1], "height": decoded.rgb.shape[0],
+        "sha256": sha256_file(staged / file), "mode": decoded.mode, "bit_depth": decoded.bit_depth,
+        "notes": "; ".join(decoded.notes),
     }
