@@ -61,8 +61,8 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> dict:
     pairs = [pair("wide", 36, 44, 1), pair("square", 32, 32, 2)]
     variants = {"untrained": untrained_generator(), "scrambled": scrambled_generator()}
     cfg = EvaluateConfig(sample_images=3, sample_crop=96)
-    summary = evaluate(variants, pairs, SCALE, cfg, out / "metrics", out / "plots")
-    return {"summary": summary, "pairs": pairs, "metrics": out / "metrics", "plots": out / "plots"}
+    summary, speed = evaluate(variants, pairs, SCALE, cfg, out / "metrics", out / "plots")
+    return {"summary": summary, "speed": speed, "pairs": pairs, "metrics": out / "metrics", "plots": out / "plots"}
 
 
 def test_eval_json_has_every_method_and_the_gain_over_bicubic(scored: dict) -> None:
@@ -72,13 +72,24 @@ def test_eval_json_has_every_method_and_the_gain_over_bicubic(scored: dict) -> N
     assert set(summary[BASELINE]) == {"y_psnr", "ssim"}  # the baseline has no gain over itself
     for method in ("untrained", "scrambled"):
         entry = summary[method]
-        assert set(entry) == {"y_psnr", "ssim", "gain_db", "megapixels_per_s"}
+        assert set(entry) == {"y_psnr", "ssim", "gain_db"}
         assert entry["gain_db"] == pytest.approx(entry["y_psnr"] - summary[BASELINE]["y_psnr"], abs=2e-4)
-        assert entry["megapixels_per_s"] > 0
     assert summary["untrained"]["gain_db"] == 0.0  # an untrained generator is bicubic
     assert summary["untrained"]["ssim"] == summary[BASELINE]["ssim"]
     assert summary["scrambled"]["gain_db"] < -3
     assert 0 < summary["scrambled"]["ssim"] < summary[BASELINE]["ssim"] <= 1
+
+
+def test_throughput_is_kept_apart_from_the_quality_figures(scored: dict) -> None:
+    speed = json.loads((scored["metrics"] / "speed.json").read_text())
+    assert speed == scored["speed"]
+    assert set(speed["megapixels_per_s"]) == {"untrained", "scrambled"}
+    assert all(value > 0 for value in speed["megapixels_per_s"].values())
+
+
+def test_per_image_chart_is_a_png_plot(scored: dict) -> None:
+    with Image.open(scored["plots"] / "per_image.png") as chart:
+        assert chart.format == "PNG" and chart.width >= 600 and chart.height >= 100
 
 
 def test_bicubic_score_is_the_mean_y_psnr_of_bicubic_upscaling(scored: dict) -> None:
@@ -129,8 +140,8 @@ def test_a_perfect_generator_scores_infinite_psnr(tmp_path: Path) -> None:
     for i, name in enumerate(["p", "q"]):
         lr = smooth_image(32, 32, i)[::4, ::4].copy()
         pairs.append(ImagePair(name, lr, np.repeat(np.repeat(lr, SCALE, axis=0), SCALE, axis=1)))
-    summary = evaluate({"nearest": nearest_upsampler()}, pairs, SCALE, EvaluateConfig(sample_crop=16),
-                       tmp_path / "m", tmp_path / "p")
+    summary, _ = evaluate({"nearest": nearest_upsampler()}, pairs, SCALE, EvaluateConfig(sample_crop=16),
+                          tmp_path / "m", tmp_path / "p")
     assert summary["nearest"]["y_psnr"] == math.inf and summary["nearest"]["ssim"] == pytest.approx(1.0)
     assert math.isfinite(summary[BASELINE]["y_psnr"]) and summary["nearest"]["gain_db"] == math.inf
     assert json.loads((tmp_path / "m" / "eval.json").read_text()) == summary

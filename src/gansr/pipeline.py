@@ -83,7 +83,7 @@ def validate(params: Params, layout: Layout) -> None:
     from gansr.validation import validate_pairs
 
     summary = validate_pairs(layout.pairs, layout.validation, layout.validated, params.scale,
-                             params.pairs.min_hr_size, params.validate)
+                             params.pairs, params.validate)
     # Deterministic counts only, so downstream stages rerun when the data changes, not the docs.
     write_json(layout.metrics / "validation.json", summary)
     if summary["quarantined"]:
@@ -148,8 +148,8 @@ def _evaluate_variants(params: Params, layout: Layout, test_pairs: list) -> dict
 
     variant_dirs = {name: getattr(layout, name) for name in VARIANTS}
     models = {name: load_generator(path / "generator.keras") for name, path in variant_dirs.items()}
-    summary = run_evaluation(models, test_pairs, params.scale, params.evaluate, layout.metrics,
-                             layout.plots)
+    summary, speed = run_evaluation(models, test_pairs, params.scale, params.evaluate, layout.metrics,
+                                    layout.plots)
     extra = evaluate_extra_sets(models, params.evaluate.extra_sets, params.scale, layout.metrics)
     for set_name, scores in extra.items():
         log.info("evaluate: %s (%d images)\n%s", set_name, scores["images"], format_eval_table(scores))
@@ -157,10 +157,12 @@ def _evaluate_variants(params: Params, layout: Layout, test_pairs: list) -> dict
         with tracking.start_run(layout.root, params.tracking.experiment, run_name=name,
                                 resume_run_id=_run_id(path)):
             mlflow.log_metrics({f"test/{k}": v for k, v in summary[name].items()})
+            mlflow.log_metric("test/megapixels_per_s", speed["megapixels_per_s"][name])
             mlflow.log_metrics({f"test/bicubic_{k}": v for k, v in summary["bicubic"].items()})
             for set_name, scores in extra.items():
                 mlflow.log_metrics({f"{set_name}/{k}": v for k, v in scores[name].items()})
             mlflow.log_artifact(str(layout.plots / "samples.png"), "evaluation")
+            mlflow.log_artifact(str(layout.plots / "per_image.png"), "evaluation")
             mlflow.log_artifact(str(layout.metrics / "per_image.csv"), "evaluation")
     return summary
 
