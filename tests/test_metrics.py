@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from gansr.metrics import crop_border, rgb_to_y, to_uint8, y_psnr, y_ssim
+from gansr.metrics import crop_border, detail_ratio, rgb_to_y, to_uint8, y_psnr, y_ssim
 
 
 def test_y_channel_matches_matlab_rgb2ycbcr() -> None:
@@ -47,3 +47,14 @@ def test_shape_mismatch_is_refused() -> None:
 
 def test_to_uint8_rounds_and_clips() -> None:
     assert to_uint8(np.array([-0.1, 0.4 / 255, 1.6 / 255, 1.2])).tolist() == [0, 0, 2, 255]
+
+
+def test_detail_ratio_is_one_for_hr_below_for_blur_above_for_added_noise() -> None:
+    rng = np.random.default_rng(1)
+    texture = rng.integers(60, 196, (40, 40, 3))
+    blurred = ((texture[:-1, :-1] + texture[1:, 1:] + texture[:-1, 1:] + texture[1:, :-1]) // 4).astype(np.uint8)
+    hr = texture[:-1, :-1].astype(np.uint8)
+    noisy = np.clip(hr + rng.normal(0, 30, hr.shape), 0, 255).astype(np.uint8)
+    assert detail_ratio(hr, hr, border=2) == pytest.approx(1.0)
+    assert detail_ratio(blurred, hr, border=2) < 0.6
+    assert detail_ratio(noisy, hr, border=2) > 1.1

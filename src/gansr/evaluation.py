@@ -1,6 +1,6 @@
 """The ``evaluate`` stage: every generator variant against bicubic on the test split.
 
-Writes ``eval.json`` (mean Y-PSNR/SSIM per method, gain over bicubic),
+Writes ``eval.json`` (mean Y-PSNR, SSIM and detail ratio per method, gain over bicubic),
 ``speed.json`` (each variant's megapixels/s, kept apart so that the quality
 figures, which decide registration, are byte-identical across reruns),
 ``per_image.csv`` and ``per_image.png`` (Y-PSNR per test image and method)
@@ -30,7 +30,7 @@ from gansr.data.sources import folder_images
 from gansr.data.styles import StyleImage, style_grams
 from gansr.inference import Upscaler, bicubic_upscale
 from gansr.losses import gram_style_loss
-from gansr.metrics import y_psnr, y_ssim
+from gansr.metrics import detail_ratio, y_psnr, y_ssim
 from gansr.models.backbone import Backbone
 
 BASELINE = "bicubic"
@@ -103,19 +103,18 @@ def upscale_with_each(variants: dict[str, keras.Model], pairs: list[ImagePair],
 
 def score(outputs: dict[str, list[np.ndarray]], pairs: list[ImagePair],
           scale: int) -> tuple[dict, pd.DataFrame]:
-    """Mean Y-PSNR/SSIM per method (and gain over bicubic), and the per-image table."""
+    """Mean Y-PSNR/SSIM/detail ratio per method (and gain over bicubic), and the per-image table."""
     rows = [
         {"image": p.name, "method": method, "y_psnr": y_psnr(sr[i], p.hr, scale),
-         "ssim": y_ssim(sr[i], p.hr, scale)}
+         "ssim": y_ssim(sr[i], p.hr, scale), "detail": detail_ratio(sr[i], p.hr, scale)}
         for method, sr in outputs.items()
         for i, p in enumerate(pairs)
     ]
     table = pd.DataFrame(rows)
-    means = table.groupby("method")[["y_psnr", "ssim"]].mean()
+    means = table.groupby("method")[["y_psnr", "ssim", "detail"]].mean()
     scores: dict = {}
     for method in outputs:
-        entry = {"y_psnr": round(float(means.loc[method, "y_psnr"]), 4),
-                 "ssim": round(float(means.loc[method, "ssim"]), 4)}
+        entry = {key: round(float(means.loc[method, key]), 4) for key in ("y_psnr", "ssim", "detail")}
         if method != BASELINE:
             entry["gain_db"] = round(entry["y_psnr"] - float(means.loc[BASELINE, "y_psnr"]), 4)
         scores[method] = entry

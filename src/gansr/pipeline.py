@@ -234,11 +234,12 @@ def _register(params: Params, layout: Layout, variant: str, model: Any) -> dict[
 def format_eval_table(summary: dict[str, Any]) -> str:
     """The evaluation summary as a small aligned text table."""
     methods = [m for m in ("bicubic", *VARIANTS) if m in summary]
-    lines = [f"{'method':<10} {'Y-PSNR (dB)':>12} {'SSIM':>8} {'gain (dB)':>10}"]
+    lines = [f"{'method':<10} {'Y-PSNR (dB)':>12} {'SSIM':>8} {'gain (dB)':>10} {'detail':>7}"]
     for method in methods:
         entry = summary[method]
         gain = f"{entry['gain_db']:+.2f}" if "gain_db" in entry else ""
-        lines.append(f"{method:<10} {entry['y_psnr']:>12.2f} {entry['ssim']:>8.4f} {gain:>10}")
+        detail = f"{entry['detail']:.2f}" if "detail" in entry else ""
+        lines.append(f"{method:<10} {entry['y_psnr']:>12.2f} {entry['ssim']:>8.4f} {gain:>10} {detail:>7}")
     return "\n".join(lines)
 
 
