@@ -41,7 +41,7 @@ TINY = {
     "pairs": {"val_fraction": 0.0, "test_fraction": 0.25, "min_hr_size": 16},
     "model": {"channels": 4, "blocks": 1, "disc_channels": 4},
     "train": {"patch_size": PATCH, "batch_size": BATCH, "pretrain_steps": 6, "gan_steps": 3,
-              "checkpoint_every": 2, "log_every": 2, "precision": "float32"},
+              "checkpoint_every": 2, "log_every": 2, "precision": "float32", "distribute": "none"},
     "loss": {"backbone": "random"},
     "style": {"image_size": 32, "steps": 12, "lr": 0.05},
     "tracking": {"experiment": "gansr-test"},
@@ -416,6 +416,8 @@ def test_train_psnr_writes_the_generator_and_its_summary(psnr_run: dict[str, Any
     written = json.loads((out / "training.json").read_text())
     assert written == summary
     assert written["phase"] == "psnr" and written["steps"] == 6 and written["precision"] == "float32"
+    assert written["strategy"] == "none" and written["replicas"] == 1 and written["workers"] == 1
+    assert written["batch_size_per_replica"] == written["global_batch_size"] == BATCH
     assert set(written["final_losses"]) == PSNR_LOSSES and math.isfinite(written["final_losses"]["pixel"])
     generator = load_generator(out / "generator.keras")
     assert generator.name == "generator_ema"  # the EMA weights are what gets saved
@@ -430,6 +432,9 @@ def test_train_psnr_logs_its_run_to_mlflow(psnr_run: dict[str, Any], mlflow_uri:
     assert client.get_experiment(run.info.experiment_id).name == "gansr-test"
     assert run.data.params["train.patch_size"] == str(PATCH) and run.data.params["model.channels"] == "4"
     assert run.data.tags["gansr.phase"] == "psnr" and run.data.tags["gansr.precision"] == "float32"
+    assert run.data.tags["gansr.strategy"] == "none"
+    assert run.data.params["train.replicas"] == "1" and run.data.params["train.workers"] == "1"
+    assert run.data.params["train.global_batch_size"] == str(BATCH)
     history = client.get_metric_history(run.info.run_id, "psnr/pixel")
     assert sorted(m.step for m in history) == [2, 4, 6]
     assert run.data.metrics["psnr/pixel"] == pytest.approx(psnr_run["summary"]["final_losses"]["pixel"])

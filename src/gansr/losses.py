@@ -5,7 +5,11 @@ All losses are computed in float32, whatever the training precision.
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import tensorflow as tf
+
+BatchMean = Callable[[tf.Tensor], tf.Tensor]
 
 
 def pixel_loss(sr: tf.Tensor, hr: tf.Tensor, kind: str = "l1") -> tf.Tensor:
@@ -35,29 +39,31 @@ def gram_style_loss(sr_features: list[tf.Tensor], style_grams: list[tf.Tensor]) 
 
 
 def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor,
-                       gan_type: str = "relativistic") -> tf.Tensor:
+                       gan_type: str = "relativistic", batch_mean: BatchMean = tf.reduce_mean) -> tf.Tensor:
     """D's loss on logits; ``softplus(-x) = −log σ(x)`` keeps it numerically stable.
 
     relativistic (ESRGAN, Wang et al. 2018): D judges whether real is more
-    realistic than the average fake, and vice versa.
+    realistic than the average fake (``batch_mean``: over all replicas when
+    training is distributed), and vice versa.
     nonsaturating (Goodfellow et al. 2014): −log D(x) − log(1 − D(G(z))).
     """
-    real, fake = _relative(real_logits, fake_logits, gan_type)
+    real, fake = _relative(real_logits, fake_logits, gan_type, batch_mean)
     return tf.reduce_mean(tf.nn.softplus(-real)) + tf.reduce_mean(tf.nn.softplus(fake))
 
 
 def generator_adversarial_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor,
-                               gan_type: str = "relativistic") -> tf.Tensor:
+                               gan_type: str = "relativistic", batch_mean: BatchMean = tf.reduce_mean) -> tf.Tensor:
     """L_adv for G: the discriminator's loss with the labels swapped."""
-    real, fake = _relative(real_logits, fake_logits, gan_type)
+    real, fake = _relative(real_logits, fake_logits, gan_type, batch_mean)
     if gan_type == "relativistic":
         return tf.reduce_mean(tf.nn.softplus(real)) + tf.reduce_mean(tf.nn.softplus(-fake))
     return tf.reduce_mean(tf.nn.softplus(-fake))  # non-saturating: −log D(G(z))
 
 
-def _relative(real_logits: tf.Tensor, fake_logits: tf.Tensor, gan_type: str) -> tuple[tf.Tensor, tf.Tensor]:
+def _relative(real_logits: tf.Tensor, fake_logits: tf.Tensor, gan_type: str,
+              batch_mean: BatchMean) -> tuple[tf.Tensor, tf.Tensor]:
     real = tf.cast(real_logits, tf.float32)
     fake = tf.cast(fake_logits, tf.float32)
     if gan_type == "relativistic":
-        return real - tf.reduce_mean(fake), fake - tf.reduce_mean(real)
+        return real - batch_mean(fake), fake - batch_mean(real)
     return real, fake

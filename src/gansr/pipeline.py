@@ -100,7 +100,7 @@ def pretrain(params: Params, layout: Layout) -> None:
     from gansr.training.phases import train_psnr
 
     summary = train_psnr(params, layout.validated, layout.psnr, layout.checkpoints, layout.root)
-    log.info("pretrain: done, MLflow run %s", summary["run_id"])
+    log.info("pretrain: done, %s", _run_note(summary))
 
 
 def train_gan(params: Params, layout: Layout) -> None:
@@ -109,7 +109,7 @@ def train_gan(params: Params, layout: Layout) -> None:
 
     summary = phases.train_gan(params, layout.validated, layout.psnr, layout.gan, layout.checkpoints,
                                layout.root)
-    log.info("train_gan: done, MLflow run %s", summary["run_id"])
+    log.info("train_gan: done, %s", _run_note(summary))
 
 
 def train_style(params: Params, layout: Layout) -> None:
@@ -118,7 +118,13 @@ def train_style(params: Params, layout: Layout) -> None:
 
     summary = phases.train_style(params, layout.validated, layout.gan, layout.style,
                                  layout.checkpoints, layout.root)
-    log.info("train_style: done (styles %s), MLflow run %s", summary["styles"], summary["run_id"])
+    log.info("train_style: done (styles %s), %s", summary["styles"], _run_note(summary))
+
+
+def _run_note(summary: dict[str, Any]) -> str:
+    if summary["run_id"] is None:  # a worker of a multi-worker run
+        return "outputs and MLflow run written by the chief"
+    return f"MLflow run {summary['run_id']}"
 
 
 VARIANTS = ("psnr", "gan")

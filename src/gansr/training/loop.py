@@ -1,7 +1,9 @@
-"""The training loop both phases share: resume, step, guard, log, checkpoint.
+"""The training loop the phases share: resume, step, guard, log, checkpoint.
 
 All resumable state (step counter, models, EMA, optimizers) lives in one
 ``tf.train.Checkpoint``; a killed run restarts from its last checkpoint.
+Under several workers, each runs this loop in step with the others; the
+chief's checkpoints are the ones kept and resumed from.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import tensorflow as tf
 from tqdm import tqdm
 
 from gansr.errors import GansrError
+from gansr.training.distribute import Distribution
 
 log = logging.getLogger(__name__)
 
@@ -51,25 +54,31 @@ def run_loop(
     checkpoint_dir: Path,
     settings: LoopSettings,
     on_log: LogFn,
+    distribution: Distribution | None = None,
 ) -> dict[str, float]:
     """Train until ``settings.steps``, resuming from ``checkpoint_dir`` if it holds a checkpoint.
 
     ``batches(start_step)`` returns the input iterator; ``state`` maps names to
     every trackable object that must survive a restart. Returns the losses of
     the last step run by this call (empty if the checkpoint was already final).
+    ``distribution`` (default: one device) says where this process saves.
     """
+    distribution = distribution or Distribution.single_device()
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
     checkpoint = tf.train.Checkpoint(step=step, **state)
-    manager = tf.train.CheckpointManager(checkpoint, str(checkpoint_dir), max_to_keep=2)
-    if manager.latest_checkpoint:
-        checkpoint.restore(manager.latest_checkpoint).assert_existing_objects_matched()
-        log.info("resumed %s from step %d (%s)", settings.description, int(step), manager.latest_checkpoint)
+    latest = tf.train.latest_checkpoint(str(checkpoint_dir))
+    if latest:
+        checkpoint.restore(latest).assert_existing_objects_matched()
+        log.info("resumed %s from step %d (%s)", settings.description, int(step), latest)
     start = int(step)
+    distribution.check_same_step(start, checkpoint_dir)
     losses: dict[str, float] = {}
     skipped = 0
     iterator = batches(start)
-    with tqdm(total=settings.steps, initial=start, desc=settings.description, unit="step",
-              dynamic_ncols=True, mininterval=1.0) as bar:
+    with (distribution.checkpoint_save_dir(checkpoint_dir) as save_dir,
+          tqdm(total=settings.steps, initial=start, desc=settings.description, unit="step",
+               dynamic_ncols=True, mininterval=1.0) as bar):
+        manager = tf.train.CheckpointManager(checkpoint, str(save_dir), max_to_keep=2)
         for current in range(start + 1, settings.steps + 1):
             lr, hr = next(iterator)
             losses = {name: float(value) for name, value in step_fn(lr, hr).items()}
@@ -81,8 +90,8 @@ def run_loop(
                 problem = (f"{settings.description}: non-finite loss at step {current} "
                            f"({_fmt(losses)})")
                 if settings.nan_policy == "stop" or skipped > MAX_CONSECUTIVE_SKIPS:
-                    raise NonFiniteLossError(
-                        f"{problem}; last good checkpoint: {manager.latest_checkpoint or 'none'}")
+                    last_good = tf.train.latest_checkpoint(str(checkpoint_dir))
+                    raise NonFiniteLossError(f"{problem}; last good checkpoint: {last_good or 'none'}")
                 log.warning("%s; batch skipped (train.nan_policy: skip)", problem)
             step.assign(current)
             if current % settings.log_every == 0 or current == settings.steps:

@@ -1,14 +1,21 @@
-"""The two compiled train steps: PSNR-oriented pretraining and GAN fine-tuning.
+"""The compiled train steps: PSNR-oriented pretraining, GAN fine-tuning and style fine-tuning.
+
+Each step runs under a tf.distribute strategy (the default one: a single
+device). Every replica computes its losses on its own batch, each divided by
+the number of replicas, so that the gradients the optimizer sums across
+replicas are those of the mean loss over the global batch, as on one device.
+The losses the step returns are those global means.
 
 A step whose losses are not finite changes nothing: no optimizer update, no
-EMA update. The loop then stops or skips the batch (``train.nan_policy``),
-and either way the weights in memory are the last good ones.
+EMA update, on any replica. The loop then stops or skips the batch
+(``train.nan_policy``), and either way the weights in memory are the last good ones.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import keras
 import tensorflow as tf
@@ -16,6 +23,10 @@ import tensorflow as tf
 from gansr import losses
 from gansr.models.backbone import Backbone
 from gansr.training.ema import ema_decay_at, update_ema
+
+Losses = dict[str, tf.Tensor]
+Step = Callable[[Any, Any], Losses]
+SUM = tf.distribute.ReduceOp.SUM
 
 
 @dataclass(frozen=True)
@@ -27,103 +38,176 @@ class GanWeights:
     adversarial: float
 
 
-def only_if_finite(losses: list[tf.Tensor], update: Callable[[], tf.Tensor]) -> tf.Tensor:
-    """Run ``update`` only when every loss is finite; return whether it ran."""
+def only_if_finite(losses: Sequence[tf.Tensor], update: Callable[[], tf.Tensor]) -> tf.Tensor:
+    """Run ``update`` only when every loss is finite; return whether it ran.
+
+    Give it losses already reduced over replicas, so that every replica (and
+    every worker) takes the same decision.
+    """
     finite = tf.reduce_all([tf.math.is_finite(loss) for loss in losses])
     return tf.cond(finite, update, lambda: tf.constant(False))
 
 
-def update_if_finite(losses: list[tf.Tensor], optimizer: keras.optimizers.Optimizer,
-                     grads: list[tf.Tensor], generator: keras.Model, ema: keras.Model,
-                     ema_decay: float) -> None:
-    """Apply ``grads`` to the generator's trainable weights, then its EMA, if the losses are finite."""
+def replica_share(loss: tf.Tensor) -> tf.Tensor:
+    """This replica's share of the global-batch mean of a per-replica mean loss.
 
-    def update() -> tf.Tensor:
-        optimizer.apply_gradients(zip(grads, generator.trainable_variables))
-        update_ema(ema, generator, ema_decay_at(optimizer.iterations, ema_decay))
+    Every replica holds the same number of crops, so the sum of the shares
+    over replicas is the mean over the global batch.
+    """
+    return loss / tf.distribute.get_replica_context().num_replicas_in_sync
+
+
+def global_batch_mean(values: tf.Tensor) -> tf.Tensor:
+    """The mean of ``values`` over all replicas' batches (differentiable; a plain mean on one replica)."""
+    context = tf.distribute.get_replica_context()
+    if context.num_replicas_in_sync == 1:
+        return tf.reduce_mean(values)
+    total = context.all_reduce(SUM, tf.reduce_sum(values))
+    return total / tf.cast(tf.size(values) * context.num_replicas_in_sync, values.dtype)
+
+
+def agree_on_finite_gradients(optimizer: keras.optimizers.Optimizer, grads: list[tf.Tensor]) -> list[tf.Tensor]:
+    """Make a loss-scaled optimizer see non-finite gradients on every replica if on any.
+
+    Keras' LossScaleOptimizer decides from the first local replica's gradients
+    before they are summed, so an overflow elsewhere would reach the weights
+    (or, across workers, split the replicas). Unchanged otherwise.
+    """
+    context = tf.distribute.get_replica_context()
+    if not isinstance(optimizer, keras.optimizers.LossScaleOptimizer) or context.num_replicas_in_sync == 1:
+        return grads
+    local = tf.reduce_all([tf.reduce_all(tf.math.is_finite(g)) for g in grads if g is not None])
+    overflows = context.all_reduce(SUM, tf.cast(tf.logical_not(local), tf.float32))
+    factor = tf.where(overflows > 0, float("nan"), 1.0)
+    return [None if g is None else g * tf.cast(factor, g.dtype) for g in grads]
+
+
+def distributed_step(strategy: tf.distribute.Strategy,
+                     compute: Callable[[tf.Tensor, tf.Tensor], tuple[Losses, Any]],
+                     apply: Callable[[Any], None], after: Callable[[], None]) -> Step:
+    """Compile a step from its parts.
+
+    ``compute(lr, hr)`` runs on each replica and returns its loss shares and
+    gradients; ``apply(grads)`` runs on each replica if the global losses are
+    finite (the optimizers sum the gradients over replicas); ``after()`` then
+    runs once, outside the replicas (the EMA update, written to every copy).
+    """
+
+    def update(grads: Any) -> tf.Tensor:
+        strategy.run(apply, args=(grads,))
+        after()
         return tf.constant(True)
 
-    only_if_finite(losses, update)
+    @tf.function(jit_compile=False, reduce_retracing=True)
+    def step(lr: Any, hr: Any) -> Losses:
+        shares, grads = strategy.run(compute, args=(lr, hr))
+        totals = {name: strategy.reduce(SUM, share, axis=None) for name, share in shares.items()}
+        only_if_finite(list(totals.values()), lambda: update(grads))
+        return totals
+
+    return step
 
 
 def make_pretrain_step(generator: keras.Model, ema: keras.Model, optimizer: keras.optimizers.Optimizer,
-                       pixel_kind: str, ema_decay: float):
+                       pixel_kind: str, ema_decay: float, strategy: tf.distribute.Strategy | None = None) -> Step:
     """One step of L_resolution minimisation, then an EMA update."""
+    strategy = strategy or tf.distribute.get_strategy()
 
-    @tf.function(jit_compile=False, reduce_retracing=True)
-    def step(lr: tf.Tensor, hr: tf.Tensor) -> dict[str, tf.Tensor]:
+    def compute(lr: tf.Tensor, hr: tf.Tensor) -> tuple[Losses, list[tf.Tensor]]:
         with tf.GradientTape() as tape:
             sr = generator(lr, training=True)
-            loss = losses.pixel_loss(sr, hr, pixel_kind)
+            loss = replica_share(losses.pixel_loss(sr, hr, pixel_kind))
             scaled = optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, generator.trainable_variables)
-        update_if_finite([loss], optimizer, grads, generator, ema, ema_decay)
-        return {"pixel": loss}
+        return {"pixel": loss}, agree_on_finite_gradients(optimizer, grads)
 
-    return step
+    return distributed_step(strategy, compute, _apply(optimizer, generator),
+                            _ema_update(ema, generator, optimizer, ema_decay))
 
 
 def make_gan_step(generator: keras.Model, ema: keras.Model, discriminator: keras.Model,
                   g_optimizer: keras.optimizers.Optimizer, d_optimizer: keras.optimizers.Optimizer,
                   backbone: Backbone, weights: GanWeights, pixel_kind: str, gan_type: str,
-                  ema_decay: float):
-    """One simultaneous G/D update on a shared forward pass, then an EMA update."""
+                  ema_decay: float, strategy: tf.distribute.Strategy | None = None) -> Step:
+    """One simultaneous G/D update on a shared forward pass, then an EMA update.
 
-    @tf.function(jit_compile=False, reduce_retracing=True)
-    def step(lr: tf.Tensor, hr: tf.Tensor) -> dict[str, tf.Tensor]:
+    The relativistic loss compares each logit with the mean over the global
+    batch, so it too is what one device would compute on the global batch.
+    """
+    strategy = strategy or tf.distribute.get_strategy()
+
+    def compute(lr: tf.Tensor, hr: tf.Tensor) -> tuple[Losses, tuple[list[tf.Tensor], list[tf.Tensor]]]:
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             sr = generator(lr, training=True)
             # One discriminator call on [real; fake] keeps spectral-norm
             # power iterations to one per step.
             logits = discriminator(tf.concat([tf.cast(hr, sr.dtype), sr], axis=0), training=True)
             real_logits, fake_logits = tf.split(logits, 2, axis=0)
-            d_loss = losses.discriminator_loss(real_logits, fake_logits, gan_type)
-            pixel = losses.pixel_loss(sr, hr, pixel_kind)
-            perceptual = losses.perceptual_loss(backbone(sr), backbone(hr))
-            adversarial = losses.generator_adversarial_loss(real_logits, fake_logits, gan_type)
+            d_loss = replica_share(losses.discriminator_loss(real_logits, fake_logits, gan_type,
+                                                             batch_mean=global_batch_mean))
+            pixel = replica_share(losses.pixel_loss(sr, hr, pixel_kind))
+            perceptual = replica_share(losses.perceptual_loss(backbone(sr), backbone(hr)))
+            adversarial = replica_share(losses.generator_adversarial_loss(
+                real_logits, fake_logits, gan_type, batch_mean=global_batch_mean))
             g_loss = (weights.pixel * pixel + weights.perceptual * perceptual
                       + weights.adversarial * adversarial)
             g_scaled = g_optimizer.scale_loss(g_loss)
             d_scaled = d_optimizer.scale_loss(d_loss)
         g_grads = g_tape.gradient(g_scaled, generator.trainable_variables)
         d_grads = d_tape.gradient(d_scaled, discriminator.trainable_variables)
+        shares = {"g_total": g_loss, "pixel": pixel, "perceptual": perceptual,
+                  "adversarial": adversarial, "d_loss": d_loss}
+        return shares, (agree_on_finite_gradients(g_optimizer, g_grads),
+                        agree_on_finite_gradients(d_optimizer, d_grads))
 
-        def update() -> tf.Tensor:
-            g_optimizer.apply_gradients(zip(g_grads, generator.trainable_variables))
-            d_optimizer.apply_gradients(zip(d_grads, discriminator.trainable_variables))
-            update_ema(ema, generator, ema_decay_at(g_optimizer.iterations, ema_decay))
-            return tf.constant(True)
+    apply_g, apply_d = _apply(g_optimizer, generator), _apply(d_optimizer, discriminator)
 
-        only_if_finite([g_loss, d_loss], update)
-        return {"g_total": g_loss, "pixel": pixel, "perceptual": perceptual,
-                "adversarial": adversarial, "d_loss": d_loss}
+    def apply(grads: tuple[list[tf.Tensor], list[tf.Tensor]]) -> None:
+        apply_g(grads[0])
+        apply_d(grads[1])
 
-    return step
+    return distributed_step(strategy, compute, apply, _ema_update(ema, generator, g_optimizer, ema_decay))
 
 
 def make_style_step(generator: keras.Model, ema: keras.Model, optimizer: keras.optimizers.Optimizer,
                     backbone: Backbone, style_grams: list[tf.Tensor], content_weight: float,
-                    style_weight: float, ema_decay: float):
+                    style_weight: float, ema_decay: float, strategy: tf.distribute.Strategy | None = None) -> Step:
     """One step of style fine-tuning: each image in the batch gets a random style 1..N.
 
     L = content_weight · L_content(G(x, s), x_HR) + style_weight · L_style(G(x, s), style s),
     with ``style_grams[layer][s - 1]`` the Gram matrices of style image s.
     """
+    strategy = strategy or tf.distribute.get_strategy()
     num_styles = int(style_grams[0].shape[0])
 
-    @tf.function(jit_compile=False, reduce_retracing=True)
-    def step(lr: tf.Tensor, hr: tf.Tensor) -> dict[str, tf.Tensor]:
+    def compute(lr: tf.Tensor, hr: tf.Tensor) -> tuple[Losses, list[tf.Tensor]]:
         style = tf.random.uniform([tf.shape(lr)[0]], 1, num_styles + 1, dtype=tf.int32)
         with tf.GradientTape() as tape:
             sr = generator([lr, style], training=True)
             features = backbone(sr)
-            content = losses.perceptual_loss(features, backbone(hr))
+            content = replica_share(losses.perceptual_loss(features, backbone(hr)))
             targets = [tf.gather(grams, style - 1) for grams in style_grams]
-            style_loss = losses.gram_style_loss(features, targets)
+            style_loss = replica_share(losses.gram_style_loss(features, targets))
             total = content_weight * content + style_weight * style_loss
             scaled = optimizer.scale_loss(total)
         grads = tape.gradient(scaled, generator.trainable_variables)
-        update_if_finite([total], optimizer, grads, generator, ema, ema_decay)
-        return {"total": total, "content": content, "style": style_loss}
+        return ({"total": total, "content": content, "style": style_loss},
+                agree_on_finite_gradients(optimizer, grads))
 
-    return step
+    return distributed_step(strategy, compute, _apply(optimizer, generator),
+                            _ema_update(ema, generator, optimizer, ema_decay))
+
+
+def _apply(optimizer: keras.optimizers.Optimizer, model: keras.Model) -> Callable[[list[tf.Tensor]], None]:
+    def apply(grads: list[tf.Tensor]) -> None:
+        optimizer.apply_gradients(zip(grads, model.trainable_variables))
+
+    return apply
+
+
+def _ema_update(ema: keras.Model, generator: keras.Model, optimizer: keras.optimizers.Optimizer,
+                decay: float) -> Callable[[], None]:
+    def after() -> None:
+        update_ema(ema, generator, ema_decay_at(optimizer.iterations, decay))
+
+    return after
