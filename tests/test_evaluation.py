@@ -60,7 +60,7 @@ def scored(tmp_path_factory: pytest.TempPathFactory) -> dict:
     out = tmp_path_factory.mktemp("eval")
     pairs = [pair("wide", 36, 44, 1), pair("square", 32, 32, 2)]
     variants = {"untrained": untrained_generator(), "scrambled": scrambled_generator()}
-    cfg = EvaluateConfig(sample_images=3, sample_crop=96)
+    cfg = EvaluateConfig(sample_images=3, sample_crop=96, sample_zoom=1)
     summary, speed = evaluate(variants, pairs, SCALE, cfg, out / "metrics", out / "plots")
     return {"summary": summary, "speed": speed, "pairs": pairs, "metrics": out / "metrics", "plots": out / "plots"}
 
@@ -128,9 +128,11 @@ def test_sample_grid_shows_aligned_centre_crops_of_every_method(scored: dict) ->
 def test_sample_grid_respects_the_configured_count_and_crop(tmp_path: Path) -> None:
     pairs = [pair("a", 40, 40, 3), pair("b", 40, 48, 4), pair("c", 48, 40, 5)]
     evaluate({"untrained": untrained_generator()}, pairs, SCALE,
-             EvaluateConfig(sample_images=1, sample_crop=30), tmp_path / "m", tmp_path / "p")
+             EvaluateConfig(sample_images=1, sample_crop=30, sample_zoom=3), tmp_path / "m", tmp_path / "p")
     with Image.open(tmp_path / "p" / "samples.png") as grid:
-        assert grid.size == (28 * 4, 28 + LABEL_HEIGHT)  # 30 rounded down to whole LR pixels
+        assert grid.size == (28 * 3 * 4, 28 * 3 + LABEL_HEIGHT)  # 30 rounded down to whole LR pixels, ×3
+        hr_cell = np.asarray(grid)[LABEL_HEIGHT:, 28 * 3 * 3:]
+    np.testing.assert_array_equal(hr_cell, np.repeat(np.repeat(pairs[0].hr[4:32, 4:32], 3, 0), 3, 1))  # centre crop aligned to the scale
     assert len(pd.read_csv(tmp_path / "m" / "per_image.csv")) == 3  # every image is still scored
 
 

@@ -138,7 +138,7 @@ class TrainConfig:
     pretrain_steps: int = 3000
     gan_steps: int = 400
     pretrain_lr: float = 1e-3
-    gan_lr: float = 5e-5
+    gan_lr: float = 1e-4
     ema_decay: float = 0.999
     precision: Literal["auto", "float32", "mixed_float16", "mixed_bfloat16"] = "auto"
     checkpoint_every: int = 250
@@ -163,8 +163,8 @@ class LossConfig:
 
     pixel: Literal["l1", "l2"] = "l1"
     pixel_weight: float = 1.0
-    perceptual_weight: float = 0.05
-    adversarial_weight: float = 0.005
+    perceptual_weight: float = 0.2
+    adversarial_weight: float = 0.02
     gan_type: Literal["relativistic", "nonsaturating"] = "relativistic"
     backbone: Literal["auto", "vgg19", "random"] = "auto"
     vgg19_weights: str = ""
@@ -202,11 +202,13 @@ class EvaluateConfig:
 
     sample_images: int = 3
     sample_crop: int = 96
+    sample_zoom: int = 2  # each crop shown enlarged this many times (nearest), so detail is visible
     extra_sets: tuple[str, ...] = ()  # folders of HR images scored like the test split
 
     def __post_init__(self) -> None:
         _check_positive("evaluate.sample_images", self.sample_images)
         _check_positive("evaluate.sample_crop", self.sample_crop)
+        _check_positive("evaluate.sample_zoom", self.sample_zoom)
         names = [Path(folder).name for folder in self.extra_sets]
         if len(set(names)) != len(names):
             raise ConfigError(f"evaluate.extra_sets: folder names must differ, got {list(self.extra_sets)}")

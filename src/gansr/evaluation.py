@@ -81,7 +81,8 @@ def evaluate(variants: dict[str, keras.Model], pairs: list[ImagePair], scale: in
     shown = pairs[: cfg.sample_images]
     # The crop must fit inside every shown image and map onto whole LR pixels.
     crop = min(cfg.sample_crop, *(min(p.hr.shape[:2]) for p in shown)) // scale * scale
-    grid = sample_grid(shown, {m: out[: len(shown)] for m, out in outputs.items()}, scale, crop)
+    grid = sample_grid(shown, {m: out[: len(shown)] for m, out in outputs.items()}, scale, crop,
+                       cfg.sample_zoom)
     with atomic_path(plots_dir / "samples.png") as tmp:
         grid.save(tmp, format="PNG")
     return summary, speed
@@ -181,21 +182,24 @@ def evaluate_extra_sets(variants: dict[str, keras.Model], folders: tuple[str, ..
 
 
 def sample_grid(pairs: list[ImagePair], outputs: dict[str, list[np.ndarray]], scale: int,
-                crop: int) -> Image.Image:
-    """Rows of centre crops: LR (nearest) | each method | HR, labelled, one row per image."""
+                crop: int, zoom: int = 1) -> Image.Image:
+    """Rows of centre crops: LR (nearest) | each method | HR, labelled, one row per image.
+
+    Every cell shows the same ``crop``×``crop`` HR window, enlarged ``zoom``
+    times by pixel repetition so that texture and blur can be told apart.
+    """
     columns = ["LR (nearest)", *outputs, "HR"]
-    cell = crop
+    cell = crop * zoom
     grid = Image.new("RGB", (cell * len(columns), (cell + LABEL_HEIGHT) * len(pairs)), "white")
     draw = ImageDraw.Draw(grid)
     for r, pair in enumerate(pairs):
         top, left = _centre_crop_origin(pair.hr.shape, crop, scale)
         window = (slice(top, top + crop), slice(left, left + crop))
         lr_window = (slice(top // scale, (top + crop) // scale), slice(left // scale, (left + crop) // scale))
-        lr_zoom = Image.fromarray(pair.lr[lr_window]).resize((crop, crop), Image.Resampling.NEAREST)
-        cells = [lr_zoom, *(Image.fromarray(out[r][window]) for out in outputs.values()),
-                 Image.fromarray(pair.hr[window])]
+        crops = [pair.lr[lr_window], *(out[r][window] for out in outputs.values()), pair.hr[window]]
         y = r * (cell + LABEL_HEIGHT)
-        for c, (label, image) in enumerate(zip(columns, cells)):
+        for c, (label, pixels) in enumerate(zip(columns, crops)):
+            image = Image.fromarray(pixels).resize((cell, cell), Image.Resampling.NEAREST)
             grid.paste(image, (c * cell, y + LABEL_HEIGHT))
             draw.text((c * cell + 2, y + 2), label, fill="black")
         # The image's name sits on a white tag in the LR cell's bottom-left corner.
