@@ -173,6 +173,7 @@ def test_run_tags_record_the_git_commit(monkeypatch: pytest.MonkeyPatch, tmp_pat
         run_id = run.info.run_id
     tags = MlflowClient().get_run(run_id).data.tags
     assert (tags["git.commit"], tags["git.dirty"], tags["dvc.lock.sha256"]) == (head.strip(), "false", "none")
+    assert tags["params.sha256"] == hashlib.sha256(b"scale: 4\n").hexdigest()
 
 
 def test_run_tags_outside_git_say_unknown(tmp_path: Path) -> None:

@@ -119,15 +119,16 @@ def configure(root: Path, experiment: str) -> str:
 
 
 def run_tags(root: Path) -> dict[str, str]:
-    """Tags that trace a run back to code (git commit) and data (dvc.lock hash)."""
+    """Tags that trace a run back to code (git commit), data (dvc.lock) and params (params.yaml)."""
     commit = _git(root, "rev-parse", "HEAD")
     status = _git(root, "status", "--porcelain", "--untracked-files=no")
-    lock = root / "dvc.lock"
     return {
         "git.commit": commit or "unknown",
         "git.dirty": "unknown" if status is None else str(bool(status)).lower(),
-        "dvc.lock.sha256": hashlib.sha256(lock.read_bytes()).hexdigest() if lock.is_file() else "none",
+        "dvc.lock.sha256": _file_sha256(root / "dvc.lock"),
+        "params.sha256": _file_sha256(root / "params.yaml"),
     }
+
 
 
 @contextmanager
@@ -496,6 +497,10 @@ def _fmt(metric: str, value: float) -> str:
 def _pip_requirements() -> list[str]:
     """Exact pins of the installed runtime packages; faster and surer than MLflow's inference."""
     return [f"{name}=={version}" for name in RUNTIME_PACKAGES if (version := _version(name))]
+
+
+def _file_sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest() if path.is_file() else "none"
 
 
 def _version(distribution: str) -> str | None:
