@@ -81,6 +81,27 @@ def test_unreadable_input_is_one_line_and_exit_1(tmp_path: Path, model_path: Pat
     assert not (tmp_path / "out.png").exists()
 
 
+def test_a_float_image_is_refused_not_written_black(tmp_path: Path, model_path: Path, capsys) -> None:
+    floats = np.random.default_rng(0).random((6, 5), dtype=np.float32)  # 0..1: black once clipped to 0..255
+    Image.fromarray(floats).save(tmp_path / "f.tiff")
+    assert exit_code(tmp_path / "f.tiff", tmp_path / "out.png", "--model", model_path) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == (f"gansr upscale: error: {tmp_path / 'f.tiff'}: mode F has no faithful 8-bit RGB "
+                   "rendering; convert it to 8- or 16-bit RGB or grayscale first")
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_an_image_past_the_pixel_warning_limit_gets_notes_not_a_python_warning(
+        tmp_path: Path, model_path: Path, capsys, monkeypatch: pytest.MonkeyPatch) -> None:
+    Image.new("RGB", (40, 40)).save(tmp_path / "large.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1 600 px: over the limit, under twice it
+    upscale(tmp_path / "large.png", tmp_path / "out.png", "--model", model_path)
+    notes = [line for line in capsys.readouterr().err.splitlines() if line]
+    assert notes == [f"note: {tmp_path / 'large.png'}: large image: 0 Mpx",
+                     f"note: {tmp_path / 'large.png'}: the output will be 120×120 (0 Mpx): "
+                     "slow to make and huge"]
+
+
 def test_missing_model_is_one_line_and_exit_1(tmp_path: Path, capsys) -> None:
     Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
     with pytest.raises(SystemExit) as exit_info:
@@ -120,6 +141,21 @@ def test_a_folder_is_mirrored_and_unreadable_files_are_skipped(tmp_path: Path, m
         f"gansr upscale: error: 1 of 3 files in {photos} could not be read (listed above)",
     ]
     assert f"{tmp_path / 'out'}: 2 of 3 files upscaled ×3" in captured.out
+
+
+def test_files_neither_images_nor_videos_are_named_in_one_note(tmp_path: Path, model_path: Path,
+                                                              capsys) -> None:
+    photos = photo_folder(tmp_path / "photos")
+    Image.new("RGB", (4, 4), "green").save(photos / "sub" / "c.gif")
+    (photos / "sub" / "c.heic").write_bytes(b"?")
+    assert exit_code(photos, tmp_path / "out", "--model", model_path) == 0
+    assert written(tmp_path / "out") == ["a.png", "sub/b.png", "sub/c.png"]
+    captured = capsys.readouterr()
+    assert [line for line in captured.err.splitlines() if line.startswith("note")] == [
+        f"note: {photos}: 2 files skipped, not images or videos by extension: notes.txt, sub/c.heic",
+        f"note: {photos / 'sub' / 'c.gif'}: P converted to RGB",
+    ]
+    assert "3 of 3 files upscaled" in captured.out
 
 
 def test_an_output_folder_inside_the_input_is_not_upscaled_again(tmp_path: Path, model_path: Path,

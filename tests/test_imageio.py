@@ -3,13 +3,16 @@
 from __future__ import annotations
 
 import io
+import struct
+import warnings
+import zlib
 
 import numpy as np
 import pytest
 from PIL import Image
 
 from gansr.errors import DataError
-from gansr.imageio import read_rgb, sha256_file, write_png
+from gansr.imageio import decode_rgb, read_faithful_rgb, read_image, read_rgb, sha256_file, write_png
 
 
 def _save(image: Image.Image, path, **kwargs):
@@ -81,6 +84,29 @@ def test_16_bit_grayscale_is_scaled_to_8_bit(tmp_path):
     assert any("16-bit" in note for note in notes)
 
 
+def _png_16_bit_rgb(path, samples: np.ndarray):
+    """Write an H×W×3 uint16 array as a 16-bit RGB PNG, which Pillow cannot write."""
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    height, width = samples.shape[:2]
+    rows = b"".join(b"\0" + row.astype(">u2").tobytes() for row in samples)
+    header = struct.pack(">IIBBBBB", width, height, 16, 2, 0, 0, 0)  # 16 bits, colour type 2 (RGB)
+    path.write_bytes(b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows))
+                     + chunk(b"IEND", b""))
+    return path
+
+
+def test_16_bit_rgb_is_scaled_to_8_bit_with_a_note(tmp_path):
+    samples = np.random.default_rng(0).integers(0, 65536, (8, 9, 3)).astype(np.uint16)
+    samples[0, :3] = [[0, 0, 0], [65535, 65535, 65535], [255, 65280, 32896]]
+    image = read_image(_png_16_bit_rgb(tmp_path / "deep.png", samples))
+    assert (image.mode, image.bit_depth, image.notes) == ("RGB", 16, ["16-bit samples scaled to 8 bit"])
+    np.testing.assert_array_equal(image.rgb[0, :2], [[0, 0, 0], [255, 255, 255]])  # full scale stays full
+    # Pillow keeps the high byte: within one level of the exact v / 257.
+    assert np.abs(image.rgb.astype(int) - np.rint(samples / 257)).max() <= 1
+
+
 def test_cmyk_jpeg_is_converted(tmp_path):
     rgb, notes = read_rgb(_save(Image.new("CMYK", (8, 8), (0, 0, 0, 0)), tmp_path / "c.jpg"))
     assert rgb.shape == (8, 8, 3) and (rgb > 240).all()  # no ink = white
@@ -133,6 +159,31 @@ def test_decompression_bomb_limit_is_honoured(tmp_path, monkeypatch):
     monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 10 000 px > 2 × limit
     with pytest.raises(DataError, match="bomb.png: .*decompression bomb"):
         read_rgb(path)
+
+
+def test_an_image_past_the_bomb_warning_limit_gets_a_note_not_a_warning(tmp_path, monkeypatch):
+    path = _save(Image.new("RGB", (40, 40)), tmp_path / "large.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1000)  # 1 600 px: over the limit, under twice it
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")  # Pillow's DecompressionBombWarning would fail the read
+        _, notes = read_rgb(path)
+    assert notes == ["large image: 0 Mpx"]
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 1600)
+    assert read_rgb(path)[1] == []
+
+
+def test_a_mode_without_a_faithful_rendering_is_refused_where_asked(tmp_path):
+    floats = np.random.default_rng(0).random((6, 5), dtype=np.float32)  # values in [0, 1): black as RGB
+    path = _save(Image.fromarray(floats), tmp_path / "float.tiff")
+    assert read_rgb(path)[1] == ["F converted to RGB"]  # the pipeline records and validates the mode
+    message = "float.tiff: mode F has no faithful 8-bit RGB rendering"
+    with pytest.raises(DataError, match=message):
+        read_faithful_rgb(path)
+    with pytest.raises(DataError, match=message):
+        decode_rgb(path.read_bytes(), "float.tiff")
+    gray = _save(Image.fromarray(np.uint8(floats * 255)), tmp_path / "gray.tiff")
+    expected = ["L grayscale expanded to RGB"]
+    assert read_faithful_rgb(gray)[1] == decode_rgb(gray.read_bytes(), "gray.tiff")[1] == expected
 
 
 def test_errors_are_one_line(tmp_path):

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import zipfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -15,6 +16,8 @@ from gansr import inference
 from gansr.errors import ConfigError, GansrError
 from gansr.inference import Upscaler, auto_tile, bicubic_upscale, load_generator, receptive_radius
 from gansr.models.generator import build_generator
+
+NOT_AN_ARCHIVE = "not a Keras model archive (corrupt or truncated?)"
 
 
 def test_a_missing_generator_names_the_path(tmp_path: Path) -> None:
@@ -28,7 +31,7 @@ def test_a_missing_generator_names_the_path(tmp_path: Path) -> None:
 def test_a_corrupt_generator_file_names_the_path(tmp_path: Path) -> None:
     garbage = tmp_path / "garbage.keras"
     garbage.write_bytes(b"this is not a zip archive")
-    with pytest.raises(GansrError, match=re.escape(f"{garbage}: not a loadable Keras generator")):
+    with pytest.raises(GansrError, match=re.escape(f"{garbage}: {NOT_AN_ARCHIVE}")):
         load_generator(garbage)
 
 
@@ -36,6 +39,14 @@ def test_a_truncated_generator_file_names_the_path(tmp_path: Path, random_genera
     path = tmp_path / "generator.keras"
     random_generator().save(path)
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])  # a copy cut short
+    with pytest.raises(GansrError, match=re.escape(f"{path}: {NOT_AN_ARCHIVE}")):
+        load_generator(path)
+
+
+def test_a_zip_that_is_not_a_keras_model_says_so(tmp_path: Path) -> None:
+    path = tmp_path / "generator.keras"
+    with zipfile.ZipFile(path, "w") as archive:
+        archive.writestr("readme.txt", "a zip, but no model inside")
     with pytest.raises(GansrError, match=re.escape(f"{path}: not a loadable Keras generator")):
         load_generator(path)
 

@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
+import hashlib
 import importlib.resources
+import io
+import logging
+import re
+import subprocess
+import sys
+import zipfile
 from pathlib import Path, PurePosixPath
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from gansr.config import DataConfig
@@ -17,6 +25,7 @@ from gansr.data.sources import (
     fetch_raw,
     read_sources,
     safe_name,
+    skipped_note,
 )
 from gansr.errors import DataError
 from gansr.imageio import read_rgb, sha256_file
@@ -178,6 +187,57 @@ def test_unreadable_file_names_it_and_keeps_existing_raw_dir(tmp_path):
     after = {p.relative_to(tmp_path): p.read_bytes() for p in (tmp_path / "raw").rglob("*") if p.is_file()}
     assert after == before
     assert sorted(p.name for p in tmp_path.iterdir()) == ["photos", "raw"]  # no temporaries left
+
+
+def test_files_that_are_not_images_are_named_in_one_warning(tmp_path, caplog):
+    photos = tmp_path / "photos"
+    _image(photos / "a.png")
+    Image.new("RGB", (12, 10), "red").save(photos / "anim.gif", save_all=True,
+                                           append_images=[Image.new("RGB", (12, 10), "blue")])
+    (photos / "notes.txt").write_text("not an image")
+    (photos / "sub").mkdir()
+    (photos / "sub" / "clip.xyz").write_bytes(b"?")
+    (photos / ".DS_Store").write_bytes(b"")  # hidden: ignored without a word
+    with caplog.at_level(logging.WARNING, logger="gansr"):
+        table = fetch_raw(_folder(photos), tmp_path / "raw")
+    assert caplog.messages == [
+        "data.folder: 2 files skipped, not images by extension: notes.txt, sub/clip.xyz"]
+    assert list(table["name"]) == ["a", "anim"]
+    assert table["notes"].iloc[1] == "first of 2 frames; P converted to RGB"
+
+
+def test_skipped_note_names_at_most_three_files():
+    assert skipped_note(["a.txt"]) == "1 file skipped, not images by extension: a.txt"
+    assert (skipped_note(list("abcde"), "images or videos")
+            == "5 files skipped, not images or videos by extension: a, b, c, …")
+
+
+def test_an_unreadable_archive_entry_is_named_by_url_and_entry(tmp_path):
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w") as archive:
+        archive.write(_image(tmp_path / "good.png"), "imgs/good.png")
+        archive.writestr("imgs/broken.png", b"not a png")
+    sha256 = hashlib.sha256(buffer.getvalue()).hexdigest()
+    (tmp_path / "cache").mkdir()
+    (tmp_path / "cache" / sha256).write_bytes(buffer.getvalue())  # a verified download, so no network
+    url = "https://example.invalid/photos.zip"
+    with pytest.raises(DataError, match=re.escape(f"{url}: imgs/broken.png: not a readable image")):
+        fetch_raw(DataConfig(source="url", url=url, sha256=sha256), tmp_path / "raw", tmp_path / "cache")
+
+
+def test_an_error_after_the_progress_bar_starts_on_its_own_line_in_a_log(tmp_path):
+    photos = tmp_path / "photos"
+    for name in ("a.png", "b.png"):
+        _image(photos / name)
+    (photos / "zz.png").write_bytes(b"not a png")  # fails after the bar has drawn
+    params = {"data": {"source": "folder", "folder": str(photos)}}
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    stage = ("from pathlib import Path; from gansr.pipeline import download, run_stage; "
+             "run_stage(download, Path.cwd())")
+    result = subprocess.run([sys.executable, "-c", stage], cwd=tmp_path, capture_output=True, check=False)
+    assert result.returncode == 1 and b"download:" in result.stderr  # the bar drew on the pipe
+    *_, last, after = result.stderr.decode().split("\n")
+    assert last == f"gansr download: error: {photos / 'zz.png'}: not a readable image" and after == ""
 
 
 def test_read_sources_without_download_errors(tmp_path):

@@ -4,12 +4,14 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import yaml
 from PIL import Image
 
 from gansr.config import StyleConfig
 from gansr.data.styles import BUILTIN_STYLES, load_styles, resize_shorter_side, style_grams
 from gansr.errors import DataError
 from gansr.models.backbone import build_backbone
+from gansr.pipeline import download, run_stage
 
 
 def test_builtin_styles_load_offline_with_their_origin() -> None:
@@ -33,6 +35,23 @@ def test_missing_or_empty_style_folder_names_the_setting(tmp_path: Path, make) -
     make(folder)
     with pytest.raises(DataError, match="style.folder"):
         load_styles(StyleConfig(source="folder", folder=str(folder)))
+
+
+def test_a_style_folder_without_images_fails_the_first_stage_before_any_work(tmp_path: Path,
+                                                                             capsys) -> None:
+    folder = tmp_path / "styles"
+    folder.mkdir()
+    (folder / "notes.txt").write_text("no style image here")
+    params = {"style": {"source": "folder", "folder": str(folder)}}  # data: the built-in photos
+    (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
+    with pytest.raises(SystemExit) as exit_info:
+        run_stage(download, tmp_path)
+    assert exit_info.value.code == 1
+    assert capsys.readouterr().err.strip().startswith(f"gansr download: error: style.folder {folder} has no images")
+    assert not (tmp_path / "data").exists()
+    Image.new("RGB", (8, 8)).save(folder / "stripes.png")
+    run_stage(download, tmp_path)
+    assert (tmp_path / "data" / "raw" / "sources.csv").is_file()
 
 
 def test_gram_targets_stack_one_matrix_per_style_and_layer() -> None:

@@ -129,9 +129,13 @@ def _upscale_file(upscaler: Upscaler, source: Path, target: Path, say: Callable[
 
 def _upscale_image(upscaler: Upscaler, source: Path, target: Path, say: Callable[..., None]) -> str:
     """Upscale ``source`` into the PNG ``target``; conversion notes go to ``say`` on stderr."""
-    from gansr.imageio import read_rgb, write_png
+    from gansr.imageio import is_large, read_faithful_rgb, write_png
 
-    image, notes = read_rgb(source)
+    image, notes = read_faithful_rgb(source)
+    height, width = image.shape[:2]
+    if is_large(height * width):
+        notes.append(f"the output will be {width * upscaler.scale}×{height * upscaler.scale} "
+                     f"({height * width * upscaler.scale ** 2 / 1e6:.0f} Mpx): slow to make and huge")
     for note in notes:
         say(f"note: {source}: {note}", file=sys.stderr)
     upscaled = upscaler(image)
@@ -142,11 +146,11 @@ def _upscale_image(upscaler: Upscaler, source: Path, target: Path, say: Callable
 def _folder_jobs(folder: Path, output: Path) -> list[tuple[Path, Path]]:
     """(file, file to write) for every image and video under ``folder``, mirrored under ``output``.
 
-    Images become PNGs, videos keep their name. Hidden entries are skipped,
+    Images become PNGs, videos keep their name. Hidden entries are left out,
     and so is ``output`` itself when it lies inside ``folder``, so a rerun
-    does not upscale its own results.
+    does not upscale its own results. Other files are skipped with a note on stderr.
     """
-    from gansr.data.sources import IMAGE_SUFFIXES
+    from gansr.data.sources import IMAGE_SUFFIXES, skipped_note
     from gansr.video import VIDEO_SUFFIXES
 
     if output.exists() and not output.is_dir():
@@ -154,10 +158,14 @@ def _folder_jobs(folder: Path, output: Path) -> list[tuple[Path, Path]]:
     inside_output = output.resolve()
     suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
     jobs: dict[Path, Path] = {}
+    skipped: list[str] = []
     for path in sorted(folder.rglob("*")):
         relative = path.relative_to(folder)
-        if (path.suffix.lower() not in suffixes or any(part.startswith(".") for part in relative.parts)
+        if (any(part.startswith(".") for part in relative.parts)
                 or path.resolve().is_relative_to(inside_output) or not path.is_file()):
+            continue
+        if path.suffix.lower() not in suffixes:
+            skipped.append(relative.as_posix())
             continue
         target = output / relative.with_name(_output_name(path))
         if target in jobs:
@@ -165,6 +173,8 @@ def _folder_jobs(folder: Path, output: Path) -> list[tuple[Path, Path]]:
         jobs[target] = path
     if not jobs:
         raise DataError(f"{folder} has no images or videos ({', '.join(sorted(suffixes))})")
+    if skipped:
+        print(f"note: {folder}: {skipped_note(skipped, 'images or videos')}", file=sys.stderr)
     return [(source, target) for target, source in jobs.items()]
 
 
@@ -294,8 +304,8 @@ def _add_upscale(sub: Any) -> None:
                     "videos keep theirs); unreadable files are skipped with one line each and make the "
                     "exit code 1. Large images run in tiles so memory stays bounded.")
     up.add_argument("input", type=Path, metavar="INPUT",
-                    help="image file (PNG, JPEG, WebP, TIFF, BMP), video file (MP4, MOV, MKV, AVI, WebM, "
-                         "M4V) or folder of them")
+                    help="image file (PNG, JPEG, WebP, TIFF, BMP, GIF), video file (MP4, MOV, MKV, AVI, "
+                         "WebM, M4V) or folder of them")
     up.add_argument("output", type=Path, metavar="OUTPUT",
                     help="PNG file to write for an image, video file for a video, folder for a folder")
     up.add_argument("--model", default=str(DEFAULT_MODEL), metavar="VARIANT|PATH|URI",

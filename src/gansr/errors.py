@@ -34,8 +34,17 @@ def exit_on_error(prog: str) -> Iterator[None]:
     try:
         yield
     except GansrError as exc:
-        print(f"{prog}: error: {exc}", file=sys.stderr)
+        print(f"{_fresh_line()}{prog}: error: {exc}", file=sys.stderr)
         sys.exit(1)
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)
+
+
+def _fresh_line() -> str:
+    """A newline if stderr is not a terminal and a tqdm progress bar may have drawn on it.
+
+    tqdm ends a cleared bar with a carriage return, which a terminal obeys but
+    a log file keeps, so the message would continue the bar's line there.
+    """
+    return "\n" if "tqdm" in sys.modules and not sys.stderr.isatty() else ""

@@ -14,6 +14,7 @@ import io
 import os
 import re
 import struct
+import warnings
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -59,16 +60,28 @@ def read_rgb(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
     return image.rgb, image.notes
 
 
-def read_image(path: str | os.PathLike[str]) -> DecodedImage:
-    """:func:`read_rgb`, plus the file's original mode and bit depth, from the same single decode."""
+def read_image(path: str | os.PathLike[str], name: str | None = None) -> DecodedImage:
+    """:func:`read_rgb`, plus the file's original mode and bit depth, from the same single decode.
+
+    Errors name the file as ``name`` (default: its path).
+    """
     path = Path(path)
-    return _decode(path, str(path), lambda: _is_empty(path))
+    return _decode(path, name or str(path), lambda: _is_empty(path))
+
+
+def read_faithful_rgb(path: str | os.PathLike[str]) -> tuple[np.ndarray, list[str]]:
+    """:func:`read_rgb`, but a mode outside :data:`FAITHFUL_MODES` (e.g. float ``F``) is a DataError."""
+    return _faithful(read_image(path), str(path))
 
 
 def decode_rgb(data: bytes, name: str) -> tuple[np.ndarray, list[str]]:
-    """:func:`read_rgb` for an image file's bytes held in memory; errors name ``name``."""
-    image = _decode(io.BytesIO(data), name, lambda: not data)
-    return image.rgb, image.notes
+    """:func:`read_faithful_rgb` for an image file's bytes held in memory; errors name ``name``."""
+    return _faithful(_decode(io.BytesIO(data), name, lambda: not data), name)
+
+
+def is_large(pixels: int) -> bool:
+    """Whether ``pixels`` passes Pillow's decompression-bomb warning limit (it refuses twice that)."""
+    return Image.MAX_IMAGE_PIXELS is not None and pixels > Image.MAX_IMAGE_PIXELS
 
 
 def encode_png(array: np.ndarray) -> bytes:
@@ -90,11 +103,18 @@ def write_png(path: str | os.PathLike[str], array: np.ndarray) -> None:
 def _decode(source: Path | BinaryIO, name: str, is_empty: Callable[[], bool]) -> DecodedImage:
     notes: list[str] = []
     try:
-        with Image.open(source) as img:
+        # Between Pillow's warning and error limits: a note below, not Python's raw two-line warning.
+        with (warnings.catch_warnings(action="ignore", category=Image.DecompressionBombWarning),
+              Image.open(source) as img):
             mode, bit_depth = img.mode, _bit_depth(img)  # before load(), which forgets the raw mode
             img.load()  # open() is lazy: force the decode so truncation shows here
+            if is_large(img.width * img.height):
+                notes.append(f"large image: {img.width * img.height / 1e6:.0f} Mpx")
             if getattr(img, "n_frames", 1) > 1:
                 notes.append(f"first of {img.n_frames} frames")
+            # Pillow keeps each sample's high byte (v >> 8, within 1 level of v / 257 rounded).
+            if bit_depth == 16 and mode not in _DEEP_GRAY_MODES:  # 16-bit grayscale gets its own note
+                notes.append("16-bit samples scaled to 8 bit")
             rgb = _to_rgb(_orient(img, notes), notes)
     except Image.DecompressionBombError as exc:
         raise DataError(f"{name}: too many pixels, refused as a possible decompression bomb "
@@ -107,6 +127,13 @@ def _decode(source: Path | BinaryIO, name: str, is_empty: Callable[[], bool]) ->
     except _DECODE_ERRORS as exc:
         raise DataError(f"{name}: cannot read image ({_first_line(exc)})") from exc
     return DecodedImage(rgb, notes, mode, bit_depth)
+
+
+def _faithful(image: DecodedImage, name: str) -> tuple[np.ndarray, list[str]]:
+    if image.mode not in FAITHFUL_MODES:
+        raise DataError(f"{name}: mode {image.mode} has no faithful 8-bit RGB rendering; "
+                        "convert it to 8- or 16-bit RGB or grayscale first")
+    return image.rgb, image.notes
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import itertools
 import logging
 import math
+import zipfile
 from pathlib import Path
 
 import keras
@@ -54,6 +55,8 @@ def load_generator(spec: str | Path) -> keras.Model:
     path = Path(spec)
     if not path.is_file():
         raise GansrError(f"no generator at {path} (run `dvc repro` first, or pass --model)")
+    if not zipfile.is_zipfile(path):  # Keras would call it "File not found"
+        raise GansrError(f"{path}: not a Keras model archive (corrupt or truncated?)")
     try:
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a damaged archive

@@ -270,4 +270,18 @@ def run_stage(stage: Callable[[Params, Layout], None], root: Path | None = None)
         logging.getLogger(noisy).setLevel(logging.WARNING)
     root = root or Path.cwd()
     with exit_on_error(f"gansr {stage.__name__}"):
-        stage(load_params(root / "params.yaml"), Layout.at(root))
+        params = load_params(root / "params.yaml")
+        check_inputs(params)
+        stage(params, Layout.at(root))
+
+
+def check_inputs(params: Params) -> None:
+    """Fail before any stage works on an input a later stage would refuse: a style folder without images.
+
+    DVC may run several stages (pretraining, GAN training) before ``train_style``
+    reads ``style.folder``; listing the folder costs next to nothing.
+    """
+    if params.style.source == "folder":
+        from gansr.data.sources import check_image_folder
+
+        check_image_folder(Path(params.style.folder), "style.folder")

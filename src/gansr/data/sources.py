@@ -16,12 +16,15 @@ notes). Three sources:
 from __future__ import annotations
 
 import importlib.resources
+import logging
 import os
 import re
 import tempfile
 import unicodedata
-from dataclasses import dataclass
+from collections.abc import Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path, PurePath
+from typing import TypeVar
 
 import pandas as pd
 from tqdm import tqdm
@@ -32,14 +35,18 @@ from gansr.data.download import download, unpack
 from gansr.errors import ConfigError, DataError
 from gansr.imageio import read_image, sha256_file, write_png
 
+log = logging.getLogger("gansr")
+
 SOURCES_CSV = "sources.csv"
 SOURCES_COLUMNS = ["name", "group", "file", "origin", "licence", "width", "height", "sha256",
                    "mode", "bit_depth", "notes"]
 _INT_COLUMNS = {"width", "height", "bit_depth"}
-IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp"})
+# An animated GIF counts as its first frame (noted, like every conversion).
+IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
 DOWNLOAD_CACHE = Path(".cache") / "downloads"  # relative to the repository root; git-ignored
 FOLDER_LICENCE = "user-supplied; licence not recorded (set data.licence)"
 URL_LICENCE = "see data.url"
+_T = TypeVar("_T")
 
 
 @dataclass(frozen=True)
@@ -109,6 +116,7 @@ class RawImage:
     path: Path
     origin: str
     licence: str
+    label: str = ""  # how messages name the file if not by its path, which may not last (archive entries)
 
 
 def fetch_raw(cfg: DataConfig, raw_dir: Path, cache_dir: Path | None = None) -> pd.DataFrame:
@@ -126,7 +134,9 @@ def fetch_raw(cfg: DataConfig, raw_dir: Path, cache_dir: Path | None = None) -> 
         # and are removed before the swap: data/raw keeps only the decoded PNGs.
         with tempfile.TemporaryDirectory(dir=staged) as unpacked:
             images = _source_images(cfg, Path(unpacked), cache_dir)
-            rows = [_store(image, staged) for image in tqdm(images, desc="download", unit="image", leave=False)]
+            # A context manager clears the bar before an error propagates, not after it is printed.
+            with tqdm(images, desc="download", unit="image", leave=False) as progress:
+                rows = [_store(image, staged) for image in progress]
         table = pd.DataFrame(rows, columns=SOURCES_COLUMNS)
         table.to_csv(staged / SOURCES_CSV, index=False, lineterminator="\n")
     return table
@@ -157,28 +167,38 @@ def builtin_images() -> list[RawImage]:
 def folder_images(folder: Path, licence: str = FOLDER_LICENCE, setting: str = "data.folder") -> list[RawImage]:
     """Every image file under ``folder`` (recursively), named by its relative path, sorted.
 
-    ``setting`` names the params key the folder came from, for error messages.
+    ``setting`` names the params key the folder came from, for messages.
     """
-    if not folder.is_dir():
-        reason = "is not a directory" if folder.exists() else "does not exist"
-        raise DataError(f"{setting} {folder} {reason}")
+    _require_dir(folder, setting)
     return _require_images(scan_images(folder, setting, licence), f"{setting} {folder}")
+
+
+def check_image_folder(folder: Path, setting: str) -> None:
+    """Raise the DataError :func:`folder_images` would for a missing or image-less ``folder``; log nothing."""
+    _require_dir(folder, setting)
+    _require_images(_image_files(folder.resolve())[0], f"{setting} {folder}")
 
 
 def url_images(cfg: DataConfig, cache_dir: Path, unpacked: Path) -> list[RawImage]:
     """The images at ``cfg.url``: downloaded once into ``cache_dir``, verified, unpacked into ``unpacked``."""
     unpack(download(cfg.url, cfg.sha256, cache_dir), unpacked, cfg)
-    return _require_images(scan_images(unpacked, cfg.url, cfg.licence or URL_LICENCE), cfg.url)
+    images = scan_images(unpacked, cfg.url, cfg.licence or URL_LICENCE)
+    # The unpacked files are gone once download ends: messages name the URL and the archive entry.
+    return _require_images([replace(image, label=image.origin) for image in images], cfg.url)
 
 
 def scan_images(folder: Path, origin: str, licence: str) -> list[RawImage]:
     """Every image file under ``folder`` (recursively), named by its relative path, sorted.
 
-    Each image's origin is ``<origin>: <relative path>``.
+    Each image's origin is ``<origin>: <relative path>``. Other files (not
+    hidden ones) are logged as skipped, as ``<origin>: N files skipped, …``.
     """
     root = folder.resolve()
+    paths, skipped = _image_files(root)
+    if skipped:
+        log.warning("%s: %s", origin, skipped_note([path.relative_to(root).as_posix() for path in skipped]))
     by_name: dict[str, RawImage] = {}
-    for path in _image_files(root):
+    for path in paths:
         relative = path.relative_to(root)
         image = RawImage(safe_name(relative), safe_name(relative), path,
                          f"{origin}: {relative.as_posix()}", licence)
@@ -189,7 +209,19 @@ def scan_images(folder: Path, origin: str, licence: str) -> list[RawImage]:
     return sorted(by_name.values(), key=lambda image: image.name)
 
 
-def _require_images(images: list[RawImage], where: str) -> list[RawImage]:
+def skipped_note(skipped: Sequence[str], kind: str = "images") -> str:
+    """``N files skipped, not <kind> by extension: a, b, c, …`` for the files a folder scan left out."""
+    names = ", ".join(skipped[:3]) + (", …" if len(skipped) > 3 else "")
+    return f"{len(skipped)} file{'' if len(skipped) == 1 else 's'} skipped, not {kind} by extension: {names}"
+
+
+def _require_dir(folder: Path, setting: str) -> None:
+    if not folder.is_dir():
+        reason = "is not a directory" if folder.exists() else "does not exist"
+        raise DataError(f"{setting} {folder} {reason}")
+
+
+def _require_images(images: list[_T], where: str) -> list[_T]:
     if not images:
         raise DataError(f"{where} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return images
@@ -207,23 +239,26 @@ def _safe_part(part: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", plain).strip(".") or "_"
 
 
-def _image_files(root: Path) -> list[Path]:
-    """Image files under ``root``; hidden entries skipped, links out of ``root`` refused.
+def _image_files(root: Path) -> tuple[list[Path], list[Path]]:
+    """Image files under ``root``, and the other files; hidden ones ignored, links out of ``root`` refused.
 
     Symlinked directories are not descended into (no loops, no duplicates).
     """
-    found = []
+    found, skipped = [], []
     for dirpath, dirnames, filenames in os.walk(root):
         here = Path(dirpath)
         dirnames[:] = sorted(d for d in dirnames if not d.startswith("."))
         for name in dirnames:
             _refuse_escape(here / name, root)
         for name in sorted(filenames):
-            if name.startswith(".") or Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+            if name.startswith("."):
+                continue
+            if Path(name).suffix.lower() not in IMAGE_SUFFIXES:
+                skipped.append(here / name)
                 continue
             _refuse_escape(here / name, root)
             found.append(here / name)
-    return found
+    return found, skipped
 
 
 def _refuse_escape(path: Path, root: Path) -> None:
@@ -257,7 +292,7 @@ def locate_builtin(photo: BuiltinPhoto) -> RawImage:
 
 def _store(image: RawImage, staged: Path) -> dict[str, object]:
     """Decode one image to RGB, write it as PNG under ``staged``, return its sources.csv row."""
-    decoded = read_image(image.path)
+    decoded = read_image(image.path, image.label or None)
     file = f"images/{image.name}.png"
     write_png(staged / file, decoded.rgb)
     return {
