@@ -266,7 +266,7 @@ def _counts(counts: dict[str, int]) -> str:
 def run_stage(stage: Callable[[Params, Layout], None], root: Path | None = None) -> None:
     """Entry point of a DVC stage script: load params, run, turn errors into one line."""
     logging.basicConfig(level=logging.INFO, format="%(message)s")
-    for noisy in ("mlflow", "alembic", "great_expectations", "absl", "h5py"):
+    for noisy in ("mlflow", "alembic", "great_expectations", "absl", "h5py", "tensorflow"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     root = root or Path.cwd()
     with exit_on_error(f"gansr {stage.__name__}"):

@@ -564,10 +564,10 @@ def _root_cause(exc: BaseException) -> str:
 
 
 def _quiet_mlflow() -> None:
-    """Keep schema-migration INFO lines and download progress bars off the console.
+    """Keep schema-migration and input-example INFO lines and download progress bars off the console.
 
     A user's own MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR still wins.
     """
-    for name in ("mlflow.store.db.utils", "alembic"):
+    for name in ("mlflow.store.db.utils", "mlflow.pyfunc", "alembic"):
         logging.getLogger(name).setLevel(logging.WARNING)
     os.environ.setdefault("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false")
