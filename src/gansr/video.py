@@ -73,7 +73,8 @@ def upscale_video(upscaler: Upscaler, source: Path, target: Path, say: Callable[
         with atomic_path(target) as staged, progress as frames:
             writer = imageio_ffmpeg.write_frames(
                 str(staged), (out_w, out_h), fps=fps, codec=encoding.video_codec, quality=None,
-                macro_block_size=2, ffmpeg_log_level="error",  # sides are even: never rescaled input_params=["-r", frame_rate(fps)],
+                macro_block_size=2,  # sides are even: never rescaled
+                ffmpeg_log_level="error", input_params=["-r", frame_rate(fps)],
                 output_params=list(encoding.video_options), audio_path=str(source) if has_audio else None,
                 audio_codec=encoding.audio_codec)
             count = 0
