@@ -21,7 +21,7 @@ from mlflow import MlflowClient
 from PIL import Image
 
 from gansr.config import DataConfig, Params, parse_params
-from gansr.data.dataset import training_dataset
+from gansr.data.dataset import random_crop_pair, training_dataset
 from gansr.data.pairs import build_pairs, read_manifest
 from gansr.data.sources import fetch_raw
 from gansr.errors import DataError, GansrError
@@ -155,6 +155,20 @@ def test_lr_crop_is_the_counterpart_of_the_hr_crop(pairs_dir: Path) -> None:
                                                                    Image.Resampling.BICUBIC), float)
             error = np.abs(downscaled - lr_crop)
             assert error.mean() < 4 and error.max() <= 12
+
+
+def test_crops_take_each_of_the_8_flips_and_rotations_equally_often() -> None:
+    lr = tf.constant(np.arange(4 * 4 * 3, dtype=np.uint8).reshape(4, 4, 3))
+    hr = tf.constant(np.arange(16 * 16 * 3, dtype=np.uint8).reshape(16, 16, 3))
+    orientations = dict(dihedral(lr.numpy()))
+    counts = dict.fromkeys(orientations, 0)
+    crop = tf.function(lambda seed: random_crop_pair(lr, hr, seed, 4, 4))
+    for i in range(800):
+        lr_crop, hr_crop = (x.numpy() for x in crop(tf.constant([i, 0])))
+        key = next(k for k, window in orientations.items() if np.array_equal(window, lr_crop))
+        np.testing.assert_array_equal(hr_crop, dict(dihedral(hr.numpy()))[key])
+        counts[key] += 1
+    assert min(counts.values()) > 60 and max(counts.values()) < 140  # 100 expected each
 
 
 def test_crops_are_reproducible_per_seed(pairs_dir: Path) -> None:
