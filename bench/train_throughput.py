@@ -1,6 +1,6 @@
 """Training throughput of the generator's pretraining step, three ways, side by side.
 
-    python bench/train_throughput.py [--steps 60] [--channels 48 --blocks 6]
+    python bench/train_throughput.py [--rounds 5 --steps 20] [--channels 48 --blocks 6]
 
 (a) eager:   float32, a plain Python loop calling the model eagerly, batches
              cropped in NumPy (the way a first prototype is usually written);
@@ -8,20 +8,24 @@
 (c) default: what `dvc repro` runs: train.precision auto (bf16 on CPUs with
              AVX512-BF16/AMX) and the tf.data pipeline from the pairs manifest.
 
-Prints images/s, the speed-up over (b), achieved GFLOP/s (from the model's
-counted multiply-adds) against a peak estimate, and the input stall: the
-share of step time spent waiting for the next batch. Needs `dvc repro pairs`.
+The three are built first, then timed in interleaved rounds of ``--steps``
+steps each, and each path's median round is reported: a shared or throttled
+machine then slows all three alike instead of whichever happened to run last.
 
-The peak estimate assumes two 256-bit FMA pipes per core (Zen 4, and AVX-512
-cores that fuse their ports): 32 float32 FLOP per cycle, twice that in
-bfloat16 (VDPBF16PS), at the clock /proc/cpuinfo reports.
+Prints images/s, the speed-up over (b), achieved GFLOP/s (from the model's
+counted multiply-adds) against the peak the same CPU reaches on a large
+matrix product in that precision (measured here, in the same run), and the
+input stall: the share of step time spent waiting for the next batch.
+Needs `dvc repro pairs`.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import statistics
 import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import gansr  # noqa: F401  (quiet TensorFlow import)
@@ -37,6 +41,8 @@ from gansr.losses import pixel_loss
 from gansr.models.generator import build_generator
 from gansr.training.precision import apply_precision, make_optimizer
 
+Batches = Iterator[tuple[np.ndarray | tf.Tensor, np.ndarray | tf.Tensor]]
+
 
 def conv_macs(model: keras.Model, lr_size: int) -> float:
     """Multiply-adds of one forward pass on an lr_size² input (convolutions only)."""
@@ -48,18 +54,21 @@ def conv_macs(model: keras.Model, lr_size: int) -> float:
     return total
 
 
-FP32_FLOP_PER_CYCLE = 32
+def matmul_peak_gflops(dtype: tf.DType, size: int = 2048, rounds: int = 5, repeats: int = 3) -> float:
+    """GFLOP/s of a large square matrix product in ``dtype`` (best round): what this CPU reaches."""
+    a = tf.cast(tf.random.stateless_uniform([size, size], [0, 1]), dtype)
+    product = tf.function(lambda x: tf.reduce_sum(tf.cast(tf.matmul(x, x), tf.float32)))
+    float(product(a))
+    best = float("inf")
+    for _ in range(rounds):
+        started = time.perf_counter()
+        for _ in range(repeats):
+            float(product(a))
+        best = min(best, time.perf_counter() - started)
+    return 2 * size**3 * repeats / best / 1e9
 
 
-def peak_gflops(policy: str) -> float:
-    """Rough peak of this CPU for ``policy`` (see the module docstring)."""
-    mhz = [float(line.split(":")[1]) for line in Path("/proc/cpuinfo").read_text().splitlines()
-           if line.startswith("cpu MHz")]
-    per_cycle = FP32_FLOP_PER_CYCLE * (2 if "bfloat16" in policy else 1)
-    return (os.cpu_count() or 1) * (max(mhz) if mhz else 0.0) / 1e3 * per_cycle
-
-
-def numpy_batches(pairs_dir: Path, scale: int, patch: int, batch: int, seed: int):
+def numpy_batches(pairs_dir: Path, scale: int, patch: int, batch: int, seed: int) -> Batches:
     """Random aligned crops cut in NumPy from decoded train images, one batch at a time."""
     pairs = load_pairs(read_manifest(pairs_dir), pairs_dir, "train")
     rng = np.random.default_rng(seed)
@@ -75,14 +84,45 @@ def numpy_batches(pairs_dir: Path, scale: int, patch: int, batch: int, seed: int
         yield np.stack(lrs).astype(np.float32) / 255, np.stack(hrs).astype(np.float32) / 255
 
 
-def measure(name: str, policy: str, compiled: bool, batches, args, scale: int) -> dict:
+@dataclass
+class TrainPath:
+    """One way of running the pretraining step, with its timed rounds."""
+
+    name: str
+    policy: str
+    step: Callable
+    batches: Batches
+    macs_per_step: float
+    rounds: list[tuple[float, float]] = field(default_factory=list)  # (seconds, waiting)
+
+    def run(self, steps: int) -> None:
+        """Time ``steps`` steps; record the round's wall time and input wait."""
+        waiting = 0.0
+        started = time.perf_counter()
+        for _ in range(steps):
+            fetch = time.perf_counter()
+            lr, hr = next(self.batches)
+            waiting += time.perf_counter() - fetch
+            float(self.step(lr, hr))
+        self.rounds.append((time.perf_counter() - started, waiting))
+
+    def median_seconds(self) -> float:
+        return statistics.median(seconds for seconds, _ in self.rounds)
+
+    def stall(self) -> float:
+        return sum(w for _, w in self.rounds) / sum(s for s, _ in self.rounds)
+
+
+def build_path(name: str, policy: str, compiled: bool, batches: Batches, args: argparse.Namespace,
+               scale: int) -> TrainPath:
+    """Model, optimizer and step for one path, warmed up (traced and run ``--warmup`` times)."""
     keras.mixed_precision.set_global_policy(policy)
     keras.utils.set_random_seed(0)
     model = build_generator(scale, args.channels, args.blocks)
     optimizer = make_optimizer(1e-4, policy)
     optimizer.build(model.trainable_variables)
 
-    def step(lr, hr):
+    def step(lr: tf.Tensor, hr: tf.Tensor) -> tf.Tensor:
         with tf.GradientTape() as tape:
             loss = pixel_loss(model(lr, training=True), hr)
             scaled = optimizer.scale_loss(loss)
@@ -90,27 +130,17 @@ def measure(name: str, policy: str, compiled: bool, batches, args, scale: int) -
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
         return loss
 
-    run = tf.function(step) if compiled else step
+    path = TrainPath(name, policy, tf.function(step) if compiled else step, batches,
+                     conv_macs(model, args.patch_size // scale) * args.batch_size)
     for _ in range(args.warmup):
-        run(*next(batches))
-    waiting = 0.0
-    started = time.perf_counter()
-    for _ in range(args.steps):
-        fetch = time.perf_counter()
-        lr, hr = next(batches)
-        waiting += time.perf_counter() - fetch
-        float(run(lr, hr))
-    seconds = time.perf_counter() - started
-    images_per_s = args.steps * args.batch_size / seconds
-    # Training costs about 3× the forward pass (forward + two backward products).
-    flops = 3 * 2 * conv_macs(model, args.patch_size // scale) * args.batch_size * args.steps
-    return {"path": name, "policy": policy, "images_per_s": images_per_s,
-            "gflops": flops / seconds / 1e9, "stall": waiting / seconds}
+        path.step(*next(batches))
+    return path
 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--steps", type=int, default=100)
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--steps", type=int, default=20, help="steps per path per round")
     parser.add_argument("--warmup", type=int, default=5)
     parser.add_argument("--channels", type=int)
     parser.add_argument("--blocks", type=int)
@@ -125,26 +155,37 @@ def main() -> None:
     pairs_dir = Path("data/pairs")
     scale = params.scale
 
-    def crops():
+    def crops() -> Batches:
         return numpy_batches(pairs_dir, scale, args.patch_size, args.batch_size, params.seed)
 
     dataset = training_dataset(read_manifest(pairs_dir), pairs_dir, scale, args.patch_size,
                                args.batch_size, params.seed)
-    results = [
-        measure("(a) eager float32", "float32", False, crops(), args, scale),
-        measure("(b) tf.function float32", "float32", True, crops(), args, scale),
-        measure("(c) default", apply_precision(params.train.precision), True, iter(dataset), args, scale),
+    paths = [
+        build_path("(a) eager float32", "float32", False, crops(), args, scale),
+        build_path("(b) tf.function float32", "float32", True, crops(), args, scale),
+        build_path("(c) default", apply_precision(params.train.precision), True, iter(dataset), args, scale),
     ]
-    baseline = results[1]["images_per_s"]
+    for _ in range(args.rounds):
+        for path in paths:
+            path.run(args.steps)
+    peaks = {policy: matmul_peak_gflops(tf.bfloat16 if "bfloat16" in policy else tf.float32)
+             for policy in {path.policy for path in paths}}
+
+    baseline = paths[1].median_seconds()
     print(f"generator {args.channels}ch × {args.blocks} blocks, batch {args.batch_size} of "
-          f"{args.patch_size}² HR crops, ×{scale}, {args.steps} steps each")
+          f"{args.patch_size}² HR crops, ×{scale}; median of {args.rounds} interleaved rounds "
+          f"of {args.steps} steps per path")
     print(f"{'path':<26} {'policy':<15} {'images/s':>9} {'vs (b)':>7} {'GFLOP/s':>8} "
           f"{'of peak':>8} {'input stall':>12}")
-    for r in results:
-        peak = peak_gflops(r["policy"])
-        share = f"{r['gflops'] / peak:>8.0%}" if peak else f"{'?':>8}"
-        print(f"{r['path']:<26} {r['policy']:<15} {r['images_per_s']:>9.1f} "
-              f"{r['images_per_s'] / baseline:>6.2f}× {r['gflops']:>8.1f} {share} {r['stall']:>11.1%}")
+    for path in paths:
+        seconds = path.median_seconds()
+        # Training costs about 3× the forward pass (forward + two backward products).
+        gflops = 3 * 2 * path.macs_per_step * args.steps / seconds / 1e9
+        print(f"{path.name:<26} {path.policy:<15} {args.steps * args.batch_size / seconds:>9.1f} "
+              f"{baseline / seconds:>6.2f}× {gflops:>8.1f} {gflops / peaks[path.policy]:>8.0%} "
+              f"{path.stall():>11.1%}")
+    print("peak (2048² matrix product, best of 5): " +
+          ", ".join(f"{policy} {gflops:.0f} GFLOP/s" for policy, gflops in sorted(peaks.items())))
 
 
 if __name__ == "__main__":
