@@ -22,6 +22,7 @@ Needs `dvc repro pairs`.
 from __future__ import annotations
 
 import argparse
+import os
 import statistics
 import time
 from collections.abc import Callable, Iterator
@@ -39,7 +40,7 @@ from gansr.data.pairs import read_manifest
 from gansr.evaluation import load_pairs
 from gansr.losses import pixel_loss
 from gansr.models.generator import build_generator
-from gansr.training.precision import apply_precision, make_optimizer
+from gansr.training.precision import BF16_CPU_FLAGS, apply_precision, make_optimizer
 
 Batches = Iterator[tuple[np.ndarray | tf.Tensor, np.ndarray | tf.Tensor]]
 
@@ -66,6 +67,15 @@ def matmul_peak_gflops(dtype: tf.DType, size: int = 2048, rounds: int = 5, repea
             float(product(a))
         best = min(best, time.perf_counter() - started)
     return 2 * size**3 * repeats / best / 1e9
+
+
+def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
+    """Model name, core count and the bfloat16 instructions this CPU offers."""
+    text = cpuinfo.read_text(encoding="utf-8", errors="replace") if cpuinfo.exists() else ""
+    model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
+                  if line.startswith("model name")), "unknown CPU")
+    bf16 = [flag for flag in BF16_CPU_FLAGS if flag in text.split()]
+    return f"{model}, {os.cpu_count()} cores, bfloat16 instructions: {', '.join(bf16) or 'none'}"
 
 
 def numpy_batches(pairs_dir: Path, scale: int, patch: int, batch: int, seed: int) -> Batches:
@@ -172,6 +182,7 @@ def main() -> None:
              for policy in {path.policy for path in paths}}
 
     baseline = paths[1].median_seconds()
+    print(cpu_description())
     print(f"generator {args.channels}ch × {args.blocks} blocks, batch {args.batch_size} of "
           f"{args.patch_size}² HR crops, ×{scale}; median of {args.rounds} interleaved rounds "
           f"of {args.steps} steps per path")
