@@ -1,7 +1,7 @@
 """tf.data input pipelines over the pairs manifest.
 
 Training: decode every pair once and cache it in memory as 8-bit RGB (a
-quarter of float32's footprint: DIV2K's 800 photos take 7 GB, not 28), then
+quarter of float32's footprint: DIV2K's 800 pairs take 7 GB, not 29), then
 draw aligned random LR/HR crops, each in one of the 8 flips/rotations, in
 parallel, batched, converted to float32 one batch at a time and prefetched, so
 the train step never waits on input and the input work takes little CPU from
