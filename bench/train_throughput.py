@@ -40,7 +40,7 @@ from gansr.data.pairs import read_manifest
 from gansr.evaluation import load_pairs
 from gansr.losses import pixel_loss
 from gansr.models.generator import build_generator
-from gansr.training.precision import BF16_CPU_FLAGS, apply_precision, make_optimizer
+from gansr.training.precision import apply_precision, cpu_bf16_flags, make_optimizer
 
 Batches = Iterator[tuple[np.ndarray | tf.Tensor, np.ndarray | tf.Tensor]]
 
@@ -74,8 +74,8 @@ def cpu_description(cpuinfo: Path = Path("/proc/cpuinfo")) -> str:
     text = cpuinfo.read_text(encoding="utf-8", errors="replace") if cpuinfo.exists() else ""
     model = next((line.split(":", 1)[1].strip() for line in text.splitlines()
                   if line.startswith("model name")), "unknown CPU")
-    bf16 = [flag for flag in BF16_CPU_FLAGS if flag in text.split()]
-    return f"{model}, {os.cpu_count()} cores, bfloat16 instructions: {', '.join(bf16) or 'none'}"
+    bf16 = ", ".join(cpu_bf16_flags(cpuinfo)) or "none"
+    return f"{model}, {os.cpu_count()} cores, bfloat16 instructions: {bf16}"
 
 
 def numpy_batches(pairs_dir: Path, scale: int, patch: int, batch: int, seed: int) -> Batches:

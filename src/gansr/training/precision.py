@@ -16,13 +16,18 @@ log = logging.getLogger(__name__)
 BF16_CPU_FLAGS = ("avx512_bf16", "amx_bf16")
 
 
-def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
-    """True if the CPU advertises AVX512-BF16 or AMX-BF16."""
+def cpu_bf16_flags(cpuinfo: Path = Path("/proc/cpuinfo")) -> list[str]:
+    """Which of AVX512-BF16 and AMX-BF16 the CPU advertises (none if unreadable)."""
     try:
         flags = cpuinfo.read_text(encoding="utf-8", errors="replace").split()
     except OSError:
-        return False
-    return any(flag in flags for flag in BF16_CPU_FLAGS)
+        return []
+    return [flag for flag in BF16_CPU_FLAGS if flag in flags]
+
+
+def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """True if the CPU advertises AVX512-BF16 or AMX-BF16."""
+    return bool(cpu_bf16_flags(cpuinfo))
 
 
 def resolve_precision(setting: str) -> str:
