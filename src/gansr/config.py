@@ -162,9 +162,9 @@ class LossConfig:
     """Weights of the generator's loss terms in the adversarial phase."""
 
     pixel: Literal["l1", "l2"] = "l1"
-    pixel_weight: float = 1.0
-    perceptual_weight: float = 0.2
-    adversarial_weight: float = 0.02
+    pixel_weight: float = 0.01
+    perceptual_weight: float = 1.0
+    adversarial_weight: float = 0.005
     gan_type: Literal["relativistic", "nonsaturating"] = "relativistic"
     backbone: Literal["auto", "vgg19", "random"] = "auto"
     vgg19_weights: str = ""
