@@ -21,7 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gansr.models.backbone import Backbone, random_filter_cnn
+from gansr.models.backbone import random_backbone
 from gansr.models.discriminator import build_discriminator
 from gansr.models.generator import build_generator
 from gansr.training.steps import GanWeights, make_gan_step, make_pretrain_step, make_style_step
@@ -118,7 +118,7 @@ def gan(models: Models, strategy: tf.distribute.Strategy) -> Any:
         g_optimizer, d_optimizer = sgd(), sgd()
         g_optimizer.build(models["generator"].trainable_variables)
         d_optimizer.build(models["discriminator"].trainable_variables)
-        backbone = Backbone(random_filter_cnn(), "random")
+        backbone = random_backbone()
     return make_gan_step(models["generator"], models["ema"], models["discriminator"], g_optimizer,
                          d_optimizer, backbone, GanWeights(1.0, 0.5, 1.0), "l1", "relativistic", 0.5,
                          strategy)
@@ -131,7 +131,7 @@ def style(models: Models, strategy: tf.distribute.Strategy) -> Any:
     with strategy.scope():
         optimizer = sgd()
         optimizer.build(models["generator"].trainable_variables)
-        backbone = Backbone(random_filter_cnn(), "random")
+        backbone = random_backbone()
     return make_style_step(models["generator"], models["ema"], optimizer, backbone, grams, 1.0, 1.0, 0.5,
                            strategy)
 

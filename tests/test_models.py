@@ -5,8 +5,11 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
+import skimage.data
 import tensorflow as tf
+from scipy import ndimage
 
+from gansr.losses import perceptual_loss
 from gansr.models.backbone import build_backbone
 from gansr.models.discriminator import build_discriminator
 from gansr.models.generator import build_generator, copy_shared_weights, style_names
@@ -53,11 +56,37 @@ def test_backbone_auto_falls_back_to_random_filters_offline(tmp_path: Path, monk
     backbone = build_backbone("auto")
     assert backbone.kind == "random"
     assert "random-filter" in caplog.text
-    features = backbone(np.zeros((1, 32, 32, 3), np.float32))
-    assert [f.shape[1] for f in features] == [32, 16, 8]
+    images = np.zeros((1, 32, 32, 3), np.float32)
+    assert [f.shape[1] for f in backbone.texture(images)] == [32, 16, 8]
+    assert [f.shape[1] for f in backbone.content(images)] == [16, 8, 4]
+    content, texture = backbone.content_and_texture(images)
+    assert len(content) == len(texture) == 3
     # Fixed seeds: the fallback is the same network every time.
-    again = build_backbone("random")(np.ones((1, 16, 16, 3), np.float32))
-    np.testing.assert_allclose(again[0], backbone(np.ones((1, 16, 16, 3), np.float32))[0])
+    again = build_backbone("random")
+    ones = np.ones((1, 16, 16, 3), np.float32)
+    np.testing.assert_allclose(again.texture(ones)[0], backbone.texture(ones)[0])
+    np.testing.assert_allclose(again.content(ones)[0], backbone.content(ones)[0])
+
+
+def test_random_content_features_forgive_a_shift_more_than_a_blur() -> None:
+    """Pixel L1 charges a one-pixel shift of a sharp photo far more than a blur, and so
+    rewards blur; the content features charge both about alike, as VGG19's do."""
+    photo = skimage.data.astronaut().astype(np.float32) / 255.0
+    sharp, shifted = photo[100:228, 100:228], photo[101:229, 101:229]
+    blurred = ndimage.gaussian_filter(sharp, (1.2, 1.2, 0))
+    backbone = build_backbone("random")
+
+    def shift_over_blur(distance) -> float:
+        return float(distance(shifted, sharp) / distance(blurred, sharp))
+
+    def features_l1(features):
+        return lambda a, b: perceptual_loss(features(a[None]), features(b[None]))
+
+    pixel = shift_over_blur(lambda a, b: np.abs(a - b).mean())
+    content = shift_over_blur(features_l1(backbone.content))
+    texture = shift_over_blur(features_l1(backbone.texture))
+    assert pixel > 1.4 and texture > 1.4  # both prefer the blur
+    assert content < 0.7 * pixel
 
 
 def test_backbone_missing_weights_path_is_a_config_error(tmp_path: Path) -> None:

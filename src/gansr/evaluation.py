@@ -227,7 +227,7 @@ def style_scores(model: keras.Model, pairs: list[ImagePair], styles: list[StyleI
     upscale = Upscaler(model)
 
     def features(images: list[np.ndarray]) -> list[list[tf.Tensor]]:
-        return [backbone(tf.constant(image[None], tf.float32) / 255.0) for image in images]
+        return [backbone.texture(tf.constant(image[None], tf.float32) / 255.0) for image in images]
 
     def distance(per_image: list[list[tf.Tensor]], target: list[tf.Tensor]) -> float:
         return float(np.mean([gram_style_loss(f, target) for f in per_image]))

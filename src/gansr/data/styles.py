@@ -57,7 +57,7 @@ def resize_shorter_side(image: np.ndarray, size: int) -> np.ndarray:
 
 
 def style_grams(backbone: Backbone, styles: list[StyleImage]) -> list[tf.Tensor]:
-    """Per backbone layer, the Gram matrices of all style images stacked: [styles, C, C]."""
-    per_image = [[gram_matrix(f)[0] for f in backbone(tf.constant(s.image[None], tf.float32) / 255.0)]
-                 for s in styles]
+    """Per texture layer, the Gram matrices of all style images stacked: [styles, C, C]."""
+    features = [backbone.texture(tf.constant(s.image[None], tf.float32) / 255.0) for s in styles]
+    per_image = [[gram_matrix(f)[0] for f in layers] for layers in features]
     return [tf.stack(layer) for layer in zip(*per_image)]

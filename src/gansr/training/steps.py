@@ -146,7 +146,7 @@ def make_gan_step(generator: keras.Model, ema: keras.Model, discriminator: keras
             d_loss = replica_share(losses.discriminator_loss(real_logits, fake_logits, gan_type,
                                                              batch_mean=global_batch_mean))
             pixel = replica_share(losses.pixel_loss(sr, hr, pixel_kind))
-            perceptual = replica_share(losses.perceptual_loss(backbone(sr), backbone(hr)))
+            perceptual = replica_share(losses.perceptual_loss(backbone.content(sr), backbone.content(hr)))
             adversarial = replica_share(losses.generator_adversarial_loss(
                 real_logits, fake_logits, gan_type, batch_mean=global_batch_mean))
             g_loss = (weights.pixel * pixel + weights.perceptual * perceptual
@@ -184,10 +184,10 @@ def make_style_step(generator: keras.Model, ema: keras.Model, optimizer: keras.o
         style = tf.random.uniform([tf.shape(lr)[0]], 1, num_styles + 1, dtype=tf.int32)
         with tf.GradientTape() as tape:
             sr = generator([lr, style], training=True)
-            features = backbone(sr)
-            content = replica_share(losses.perceptual_loss(features, backbone(hr)))
+            content_features, texture_features = backbone.content_and_texture(sr)
+            content = replica_share(losses.perceptual_loss(content_features, backbone.content(hr)))
             targets = [tf.gather(grams, style - 1) for grams in style_grams]
-            style_loss = replica_share(losses.gram_style_loss(features, targets))
+            style_loss = replica_share(losses.gram_style_loss(texture_features, targets))
             total = content_weight * content + style_weight * style_loss
             scaled = optimizer.scale_loss(total)
         grads = tape.gradient(scaled, generator.trainable_variables)
