@@ -8,14 +8,14 @@ CNNs, one per loss, because random filters do each job only when built for it:
 - texture (Gram style loss): dense stride-1/2/4 ReLU features, which carry
   the local texture statistics that Gram matrices compare (He et al. 2016,
   "Powerful and efficient texture synthesis with random shallow networks");
-- content (perceptual loss): features that, like VGG19's, charge a
-  one-pixel misalignment of sharp detail less than a blur, so the loss leaves
-  the generator free to draw detail it cannot place exactly. A plain random
-  CNN does the opposite and behaves like a pixel loss. Here the first layer's
-  filters are zero-mean (flat colour is the pixel loss's job) and smoothed by
-  a binomial (so checkerboard-like patterns at the Nyquist frequency earn
-  nothing), stages are joined by max pooling (which forgives small shifts),
-  and the taps are at strides 2, 4 and 8.
+- content (perceptual loss): features that, like deep pretrained ones, charge
+  a one-pixel misalignment of sharp detail no more than a blur, so the loss
+  leaves the generator free to draw detail it cannot place exactly. A plain
+  random CNN charges the shift far more and so, like a pixel loss, rewards
+  blur. Here the first layer's filters are zero-mean (flat colour is the
+  pixel loss's job) and smoothed by a binomial (so checkerboard-like patterns
+  at the Nyquist frequency earn nothing), stages are joined by max pooling
+  (which forgives small shifts), and the taps are at strides 2, 4 and 8.
 
 The switch is never silent: it is logged as a warning and reported to MLflow.
 """
