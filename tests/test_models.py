@@ -68,9 +68,9 @@ def test_backbone_auto_falls_back_to_random_filters_offline(tmp_path: Path, monk
     np.testing.assert_allclose(again.content(ones)[0], backbone.content(ones)[0])
 
 
-def test_random_content_features_forgive_a_shift_more_than_a_blur() -> None:
+def test_random_content_features_do_not_reward_blur_like_pixel_l1() -> None:
     """Pixel L1 charges a one-pixel shift of a sharp photo far more than a blur, and so
-    rewards blur; the content features charge both about alike, as VGG19's do."""
+    rewards blur; the content features charge both about alike."""
     photo = skimage.data.astronaut().astype(np.float32) / 255.0
     sharp, shifted = photo[100:228, 100:228], photo[101:229, 101:229]
     blurred = ndimage.gaussian_filter(sharp, (1.2, 1.2, 0))

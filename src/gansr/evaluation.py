@@ -27,7 +27,7 @@ from gansr.errors import DataError
 from gansr.imageio import read_rgb
 from gansr.data.pairs import bicubic_downscale, mod_crop
 from gansr.data.sources import folder_images
-from gansr.data.styles import StyleImage, style_grams
+from gansr.data.styles import StyleImage, style_grams, texture_features
 from gansr.inference import Upscaler, bicubic_upscale
 from gansr.losses import gram_style_loss
 from gansr.metrics import detail_ratio, y_psnr, y_ssim
@@ -227,7 +227,7 @@ def style_scores(model: keras.Model, pairs: list[ImagePair], styles: list[StyleI
     upscale = Upscaler(model)
 
     def features(images: list[np.ndarray]) -> list[list[tf.Tensor]]:
-        return [backbone.texture(tf.constant(image[None], tf.float32) / 255.0) for image in images]
+        return [texture_features(backbone, image) for image in images]
 
     def distance(per_image: list[list[tf.Tensor]], target: list[tf.Tensor]) -> float:
         return float(np.mean([gram_style_loss(f, target) for f in per_image]))

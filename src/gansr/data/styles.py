@@ -58,6 +58,10 @@ def resize_shorter_side(image: np.ndarray, size: int) -> np.ndarray:
 
 def style_grams(backbone: Backbone, styles: list[StyleImage]) -> list[tf.Tensor]:
     """Per texture layer, the Gram matrices of all style images stacked: [styles, C, C]."""
-    features = [backbone.texture(tf.constant(s.image[None], tf.float32) / 255.0) for s in styles]
-    per_image = [[gram_matrix(f)[0] for f in layers] for layers in features]
+    per_image = [[gram_matrix(f)[0] for f in texture_features(backbone, s.image)] for s in styles]
     return [tf.stack(layer) for layer in zip(*per_image)]
+
+
+def texture_features(backbone: Backbone, image: np.ndarray) -> list[tf.Tensor]:
+    """The backbone's texture features of one 8-bit RGB image."""
+    return backbone.texture(tf.constant(image[None], tf.float32) / 255.0)
