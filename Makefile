@@ -15,7 +15,7 @@ $(STAMP): requirements.lock pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade "pip>=24"
 	$(BIN)/python -m pip install --quiet --no-compile -r requirements.lock
-	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib  # byte-code on every core: a third faster than pip's
+	$(BIN)/python -m compileall -q -j 0 $(VENV)/lib  # byte-compile on every core; pip does one file at a time
 	$(BIN)/python -m pip install --quiet --no-deps -e .
 	touch $(STAMP)
 
