@@ -9,8 +9,8 @@ would, and prints images/s of each stage and its peak resident memory (RSS):
 of the stage's own process and of its largest worker process. A forked
 worker's RSS includes the pages it still shares with its parent, so the
 stage's footprint is below their sum. `--images 1000` is the full run.
-With `--tile-size` each photo becomes tiles of that HR side, each a pair;
-the rates stay per source photo.
+With `--tile-size` each training photo becomes tiles of that HR side, each
+a pair; the rates stay per source photo.
 """
 
 from __future__ import annotations

@@ -413,11 +413,12 @@ TILED = replace(SMALL, tile_size=32)
 
 @pytest.mark.parametrize("cfg", [TILED, replace(TILED, degradation="realistic")],
                          ids=["bicubic", "realistic"])
-def test_each_tile_is_a_faithful_pair_of_its_own(tmp_path, cfg):
+def test_each_training_tile_is_a_faithful_pair_of_its_own(tmp_path, cfg):
     raw = _make_raw(tmp_path / "raw", {"big": ("big", (101, 75)), **_many_groups(4, 1)})
     manifest = build_pairs(raw, tmp_path / "pairs", 4, 0, cfg)
 
     tiles = manifest[manifest["source"] == "big"]
+    assert set(tiles["split"]) == {"train"}  # by seed 0
     assert list(tiles["name"]) == [f"big_tile{i:03d}" for i in range(12)]  # 72x100 HR: 3 x 4 tiles
     assert list(tiles["tile"]) == list(range(12))
     corners = [(top, left) for top in (0, 32, 40) for left in (0, 32, 64, 68)]
@@ -434,6 +435,18 @@ def test_each_tile_is_a_faithful_pair_of_its_own(tmp_path, cfg):
         assert row.degradation == record
     small = manifest[manifest["source"] != "big"]  # 24x20 and such: no larger than a tile
     assert list(small["name"]) == list(small["source"]) and set(small["tile"]) == {0}
+
+
+def test_validation_and_test_images_stay_whole(tmp_path):
+    raw = _make_raw(tmp_path / "raw", {f"big{i}": (f"big{i}", (101, 75)) for i in range(5)})
+    manifest = build_pairs(raw, tmp_path / "pairs", 4, 0, TILED)
+
+    pairs_per_image = manifest.groupby("source").agg(split=("split", "first"), pairs=("name", "size"))
+    assert sorted(pairs_per_image["split"]) == ["test", "train", "train", "train", "val"]
+    assert (pairs_per_image["pairs"] == pairs_per_image["split"].map({"train": 12, "val": 1, "test": 1})).all()
+    whole = manifest[manifest["split"] != "train"]
+    assert list(whole["name"]) == list(whole["source"]) and set(whole["tile"]) == {0}
+    assert (whole[["hr_height", "hr_width", "lr_height", "lr_width"]] == [72, 100, 18, 25]).all(axis=None)
 
 
 def test_a_tile_name_that_clashes_with_an_image_name_is_refused(tmp_path):

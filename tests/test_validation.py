@@ -335,7 +335,8 @@ def test_tiled_pairs_from_the_pairs_stage_pass(tmp_path: Path) -> None:
 
     summary = run(tmp_path / "pairs", tmp_path / "report", pairs=pairs)
 
-    assert summary["success"] is True and summary["rows"] == len(manifest) == 6 * 2 * 2 + 3 * 4
+    # The sky and four small images train as 3 x 4 and 2 x 2 tiles; the val and test images stay whole.
+    assert summary["success"] is True and summary["rows"] == len(manifest) == 3 * 4 + 4 * 2 * 2 + 2
 
 
 def test_identical_hr_images_of_two_sources_are_flagged(pairs_dir: Path, tmp_path: Path) -> None:

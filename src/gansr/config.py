@@ -65,7 +65,7 @@ class PairsConfig:
     # Images whose 64-bit perceptual hashes differ in at most this many bits (directly or
     # through others) share a split, like images of one group; 0: off.
     near_duplicate_bits: int = 6
-    # HR side of the tiles large images are cut into, each its own pair; 0: whole images.
+    # HR side of the tiles large training images are cut into, each its own pair; 0: whole images.
     tile_size: int = 0
     # How LR is made. The ranges below apply to "realistic" only; each is [min, max]
     # and a value is drawn uniformly from it per image (Real-ESRGAN's first-order defaults).

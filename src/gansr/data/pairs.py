@@ -3,9 +3,11 @@
 ``data/pairs/`` holds ``hr/<name>.png``, ``lr/<name>.png`` and
 ``manifest.parquet`` (one row per pair, :data:`MANIFEST_COLUMNS`; paths are
 relative to the manifest's folder). A pair is a whole source image, or with
-``pairs.tile_size`` one tile of it. Images are processed one per task on
-every core. Same raw images, scale, seed and config ⇒ byte-identical outputs,
-whatever the number of workers or the order they finish in.
+``pairs.tile_size`` one tile of a training image; validation and test images
+stay whole, so they are scored the way benchmarks are. Images are processed
+one per task on every core. Same raw images, scale, seed and config ⇒
+byte-identical outputs, whatever the number of workers or the order they
+finish in.
 
 Images are split by group, never alone: a group is the images the source
 put together (e.g. the two views of a stereo pair) plus, transitively, every
@@ -57,9 +59,11 @@ def build_pairs(
 ) -> pd.DataFrame:
     """Write HR/LR pairs and the manifest for every image in ``raw_dir``; return the manifest.
 
-    ``workers`` processes (default: one per available core) each make the
-    pairs of one image at a time. The whole of ``pairs_dir`` is built aside
-    and swapped in at the end, so a failure (e.g. an image below
+    Two passes over the images, each on ``workers`` processes (default: one
+    per available core) taking one image at a time: the first checks each
+    image's size and hashes it, which decides the split; the second writes
+    the pairs, tiling training images only. The whole of ``pairs_dir`` is
+    built aside and swapped in at the end, so a failure (e.g. an image below
     ``pairs.min_hr_size``) leaves an existing ``pairs_dir`` untouched.
     """
     if scale not in SUPPORTED_SCALES:
@@ -73,17 +77,19 @@ def build_pairs(
     _check_names(sources["name"], raw_dir)
     # Fail before the work if the groups are too few already; near-duplicates only merge them.
     _check_enough_groups(sources["group"].nunique(), cfg)
+    workers = workers or available_cores()
+    records = sources.to_dict("records")
+    hash_image = partial(_hash_image, raw_dir=raw_dir, scale=scale, cfg=cfg)
+    phashes = list(parallel_map(hash_image, records, workers, "hashes"))
+    keys = split_keys(list(sources["group"]), phashes, cfg.near_duplicate_bits)
+    split_of = split_groups(keys, seed, cfg)
+    for record, key, phash in zip(records, keys, phashes, strict=True):
+        record |= {"split": split_of[key], "phash": phash}
     with atomic_path(pairs_dir) as staged:
         (staged / "hr").mkdir(parents=True)
         (staged / "lr").mkdir()
         make_pairs = partial(_make_pairs, raw_dir=raw_dir, staged=staged, scale=scale, seed=seed, cfg=cfg)
-        records = sources.to_dict("records")
-        per_image = list(parallel_map(make_pairs, records, workers or available_cores(), "pairs"))
-        keys = split_keys(list(sources["group"]), [rows[0]["phash"] for rows in per_image],
-                          cfg.near_duplicate_bits)
-        split_of = split_groups(keys, seed, cfg)
-        rows = [row | {"split": split_of[key]} for key, image_rows in zip(keys, per_image, strict=True)
-                for row in image_rows]
+        rows = [row for image_rows in parallel_map(make_pairs, records, workers, "pairs") for row in image_rows]
         manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
         clash = _first_duplicate(manifest["name"])
         if clash is not None:
@@ -252,30 +258,45 @@ def _tile_starts(length: int, tile: int) -> list[int]:
     return starts if starts[-1] + tile == length else [*starts, length - tile]
 
 
-def _make_pairs(
-    source: dict[str, Any], raw_dir: Path, staged: Path, scale: int, seed: int, cfg: PairsConfig
-) -> list[dict[str, object]]:
-    """Write the HR/LR pairs of one source image under ``staged``; return their manifest rows, without split.
-
-    Runs in a worker process: it reads and writes files itself and returns
-    only the small rows, so memory stays at one image per worker. Every tile
-    is a pair like a whole image: its LR is made from the HR tile alone.
-    """
-    name, path = source["name"], raw_dir / source["file"]
+def _read_hr(source: dict[str, Any], raw_dir: Path, scale: int, cfg: PairsConfig) -> tuple[np.ndarray, np.ndarray]:
+    """One source image and its HR (mod-cropped); an HR below ``pairs.min_hr_size`` is an error."""
+    path = raw_dir / source["file"]
     image, _ = read_rgb(path)
     hr = mod_crop(image, scale)
     if min(hr.shape[:2]) < cfg.min_hr_size:
         raise DataError(
-            f"{path}: image {name!r} is {hr.shape[1]}x{hr.shape[0]} after cropping to a "
+            f"{path}: image {source['name']!r} is {hr.shape[1]}x{hr.shape[0]} after cropping to a "
             f"multiple of scale {scale}, smaller than pairs.min_hr_size={cfg.min_hr_size}; "
             "remove it or lower pairs.min_hr_size"
         )
+    return image, hr
+
+
+def _hash_image(source: dict[str, Any], raw_dir: Path, scale: int, cfg: PairsConfig) -> str:
+    """The perceptual hash of one source image, once its size is checked (runs in a worker)."""
+    image, _ = _read_hr(source, raw_dir, scale, cfg)
+    return perceptual_hash(image)
+
+
+def _make_pairs(
+    source: dict[str, Any], raw_dir: Path, staged: Path, scale: int, seed: int, cfg: PairsConfig
+) -> list[dict[str, object]]:
+    """Write the HR/LR pairs of one source image under ``staged``; return their manifest rows.
+
+    Runs in a worker process: it reads and writes files itself and returns
+    only the small rows, so memory stays at one image per worker. ``source``
+    carries its split and hash. A training image is cut into tiles
+    (``pairs.tile_size``), each a pair like a whole image: its LR is made
+    from the HR tile alone.
+    """
+    name = source["name"]
+    _, hr = _read_hr(source, raw_dir, scale, cfg)
     about_source = {
-        "source": name, "group": source["group"], "phash": perceptual_hash(image),
+        "source": name, "group": source["group"], "split": source["split"], "phash": source["phash"],
         "mode": source["mode"], "bit_depth": int(source["bit_depth"]),
         "origin": source["origin"], "licence": source["licence"],
     }
-    tiles = tile_grid(*hr.shape[:2], cfg.tile_size)
+    tiles = tile_grid(*hr.shape[:2], cfg.tile_size if source["split"] == "train" else 0)
     rows = []
     for index, (top, left, height, width) in enumerate(tiles):
         pair_name = name if len(tiles) == 1 else f"{name}_tile{index:03d}"
