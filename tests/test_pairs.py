@@ -443,7 +443,8 @@ def test_validation_and_test_images_stay_whole(tmp_path):
 
     pairs_per_image = manifest.groupby("source").agg(split=("split", "first"), pairs=("name", "size"))
     assert sorted(pairs_per_image["split"]) == ["test", "train", "train", "train", "val"]
-    assert (pairs_per_image["pairs"] == pairs_per_image["split"].map({"train": 12, "val": 1, "test": 1})).all()
+    expected_pairs = pairs_per_image["split"].map({"train": 12, "val": 1, "test": 1})  # 72x100 HR: 3 x 4
+    assert (pairs_per_image["pairs"] == expected_pairs).all()
     whole = manifest[manifest["split"] != "train"]
     assert list(whole["name"]) == list(whole["source"]) and set(whole["tile"]) == {0}
     assert (whole[["hr_height", "hr_width", "lr_height", "lr_width"]] == [72, 100, 18, 25]).all(axis=None)

@@ -89,7 +89,8 @@ def build_pairs(
         (staged / "hr").mkdir(parents=True)
         (staged / "lr").mkdir()
         make_pairs = partial(_make_pairs, raw_dir=raw_dir, staged=staged, scale=scale, seed=seed, cfg=cfg)
-        rows = [row for image_rows in parallel_map(make_pairs, records, workers, "pairs") for row in image_rows]
+        per_image = parallel_map(make_pairs, records, workers, "pairs")
+        rows = [row for image_rows in per_image for row in image_rows]
         manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
         clash = _first_duplicate(manifest["name"])
         if clash is not None:
@@ -258,7 +259,9 @@ def _tile_starts(length: int, tile: int) -> list[int]:
     return starts if starts[-1] + tile == length else [*starts, length - tile]
 
 
-def _read_hr(source: dict[str, Any], raw_dir: Path, scale: int, cfg: PairsConfig) -> tuple[np.ndarray, np.ndarray]:
+def _read_hr(
+    source: dict[str, Any], raw_dir: Path, scale: int, cfg: PairsConfig
+) -> tuple[np.ndarray, np.ndarray]:
     """One source image and its HR (mod-cropped); an HR below ``pairs.min_hr_size`` is an error."""
     path = raw_dir / source["file"]
     image, _ = read_rgb(path)
