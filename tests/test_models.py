@@ -1,5 +1,6 @@
 """Generator, discriminator and backbone at tiny sizes."""
 
+import re
 from pathlib import Path
 
 import keras
@@ -10,10 +11,10 @@ import tensorflow as tf
 from scipy import ndimage
 
 from gansr.losses import perceptual_loss
-from gansr.models.backbone import build_backbone
+from gansr.models.backbone import VGG19_NOTOP_FILE, build_backbone
 from gansr.models.discriminator import build_discriminator
 from gansr.models.generator import build_generator, copy_shared_weights, style_names
-from gansr.errors import ConfigError
+from gansr.errors import ConfigError, GansrError
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -92,6 +93,43 @@ def test_random_content_features_do_not_reward_blur_like_pixel_l1() -> None:
 def test_backbone_missing_weights_path_is_a_config_error(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="loss.vgg19_weights"):
         build_backbone("auto", str(tmp_path / "nope.h5"))
+
+
+@pytest.fixture(scope="module")
+def cached_vgg19(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """A Keras home holding VGG19 no-top weights in the ImageNet file's name and format.
+
+    The weights are random: ImageNet's cannot be downloaded here, and what is
+    tested is that gansr finds and loads the file.
+    """
+    import h5py
+    from keras.src.legacy.saving import legacy_h5_format
+
+    keras.utils.set_random_seed(0)
+    vgg = keras.applications.VGG19(include_top=False, weights=None)
+    keras_home = tmp_path_factory.mktemp("keras_home")
+    (keras_home / "models").mkdir()
+    with h5py.File(keras_home / "models" / VGG19_NOTOP_FILE, "w") as file:
+        legacy_h5_format.save_weights_to_hdf5_group(file, vgg)
+    return keras_home, vgg.get_layer("block1_conv1").get_weights()[0]
+
+
+def test_vgg19_backbone_loads_the_weights_keras_cached(cached_vgg19, monkeypatch: pytest.MonkeyPatch) -> None:
+    keras_home, first_kernel = cached_vgg19
+    monkeypatch.setenv("KERAS_HOME", str(keras_home))
+    backbone = build_backbone("auto")
+    assert backbone.kind == "vgg19"
+    np.testing.assert_array_equal(backbone.content_taps.get_layer("block1_conv1").get_weights()[0], first_kernel)
+    content, texture = backbone.content_and_texture(np.zeros((1, 32, 32, 3), np.float32))
+    assert texture is content  # one pass serves both losses
+    assert [tuple(f.shape[1:]) for f in content] == [(16, 16, 128), (8, 8, 256), (4, 4, 512)]
+
+
+def test_a_damaged_vgg19_weights_file_is_named(tmp_path: Path) -> None:
+    damaged = tmp_path / "vgg19.h5"
+    damaged.write_bytes(b"not an HDF5 file")
+    with pytest.raises(GansrError, match=f"cannot load VGG19 weights from {re.escape(str(damaged))}"):
+        build_backbone("vgg19", str(damaged))
 
 
 def test_styled_generator_at_style_0_is_the_plain_generator(tmp_path: Path) -> None:
