@@ -16,6 +16,7 @@ from PIL import Image
 
 from gansr.config import DataConfig, PairsConfig, parse_params
 from gansr.data.degradations import apply_steps
+from gansr.data.near_duplicates import perceptual_hash
 from gansr.data.pairs import (
     MANIFEST_COLUMNS,
     build_pairs,
@@ -45,8 +46,10 @@ def _make_raw(raw_dir: Path, images: dict[str, tuple[str, tuple[int, int]]], see
     for name, (group, (width, height)) in images.items():
         file = f"images/{name}.png"
         noise = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)
-        Image.fromarray((pixels or {}).get(name, noise)).save(raw_dir / file)
-        rows.append([name, group, file, f"test {name}", "CC0", width, height, "", "RGB", 8, ""])
+        rgb = (pixels or {}).get(name, noise)
+        Image.fromarray(rgb).save(raw_dir / file)
+        rows.append([name, group, file, f"test {name}", "CC0", width, height, "", perceptual_hash(rgb),
+                     "RGB", 8, ""])
     pd.DataFrame(rows, columns=SOURCES_COLUMNS).to_csv(raw_dir / "sources.csv", index=False)
     return raw_dir
 

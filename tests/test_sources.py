@@ -18,6 +18,7 @@ import yaml
 from PIL import Image
 
 from gansr.config import DataConfig
+from gansr.data.near_duplicates import perceptual_hash
 from gansr.data.sources import (
     BUILTIN_PHOTOS,
     SOURCES_COLUMNS,
@@ -58,6 +59,7 @@ def test_builtin_source_has_at_least_12_licensed_colour_photos(builtin_raw):
         rgb, notes = read_rgb(raw_dir / row.file)
         assert rgb.shape == (row.height, row.width, 3)
         assert sha256_file(raw_dir / row.file) == row.sha256
+        assert perceptual_hash(rgb) == row.phash  # what pairs splits near-duplicates by
         assert notes == []  # written as plain RGB PNG
 
 

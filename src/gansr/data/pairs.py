@@ -36,7 +36,7 @@ from tqdm import tqdm
 from gansr.atomic import atomic_path
 from gansr.config import SUPPORTED_SCALES, PairsConfig
 from gansr.data.degradations import apply_steps, degradation_rng, draw_steps
-from gansr.data.near_duplicates import connected_components, near_duplicate_links, perceptual_hash
+from gansr.data.near_duplicates import connected_components, near_duplicate_links
 from gansr.data.sources import read_sources
 from gansr.errors import ConfigError, DataError
 from gansr.imageio import read_rgb, sha256_file, write_png
@@ -59,12 +59,12 @@ def build_pairs(
 ) -> pd.DataFrame:
     """Write HR/LR pairs and the manifest for every image in ``raw_dir``; return the manifest.
 
-    Two passes over the images, each on ``workers`` processes (default: one
-    per available core) taking one image at a time: the first checks each
-    image's size and hashes it, which decides the split; the second writes
-    the pairs, tiling training images only. The whole of ``pairs_dir`` is
-    built aside and swapped in at the end, so a failure (e.g. an image below
-    ``pairs.min_hr_size``) leaves an existing ``pairs_dir`` untouched.
+    The split comes first, from the groups and perceptual hashes in
+    ``sources.csv``, so that only training images are tiled. ``workers``
+    processes (default: one per available core) then each make the pairs of
+    one image at a time. The whole of ``pairs_dir`` is built aside and swapped
+    in at the end, so a failure (e.g. an image below ``pairs.min_hr_size``)
+    leaves an existing ``pairs_dir`` untouched.
     """
     if scale not in SUPPORTED_SCALES:
         raise ConfigError(f"scale must be one of {SUPPORTED_SCALES}, got {scale}")
@@ -77,19 +77,15 @@ def build_pairs(
     _check_names(sources["name"], raw_dir)
     # Fail before the work if the groups are too few already; near-duplicates only merge them.
     _check_enough_groups(sources["group"].nunique(), cfg)
-    workers = workers or available_cores()
-    records = sources.to_dict("records")
-    hash_image = partial(_hash_image, raw_dir=raw_dir, scale=scale, cfg=cfg)
-    phashes = list(parallel_map(hash_image, records, workers, "hashes"))
-    keys = split_keys(list(sources["group"]), phashes, cfg.near_duplicate_bits)
+    keys = split_keys(list(sources["group"]), list(sources["phash"]), cfg.near_duplicate_bits)
     split_of = split_groups(keys, seed, cfg)
-    for record, key, phash in zip(records, keys, phashes, strict=True):
-        record |= {"split": split_of[key], "phash": phash}
+    records = [source | {"split": split_of[key]}
+               for source, key in zip(sources.to_dict("records"), keys, strict=True)]
     with atomic_path(pairs_dir) as staged:
         (staged / "hr").mkdir(parents=True)
         (staged / "lr").mkdir()
         make_pairs = partial(_make_pairs, raw_dir=raw_dir, staged=staged, scale=scale, seed=seed, cfg=cfg)
-        per_image = parallel_map(make_pairs, records, workers, "pairs")
+        per_image = parallel_map(make_pairs, records, workers or available_cores(), "pairs")
         rows = [row for image_rows in per_image for row in image_rows]
         manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
         clash = _first_duplicate(manifest["name"])
@@ -259,28 +255,6 @@ def _tile_starts(length: int, tile: int) -> list[int]:
     return starts if starts[-1] + tile == length else [*starts, length - tile]
 
 
-def _read_hr(
-    source: dict[str, Any], raw_dir: Path, scale: int, cfg: PairsConfig
-) -> tuple[np.ndarray, np.ndarray]:
-    """One source image and its HR (mod-cropped); an HR below ``pairs.min_hr_size`` is an error."""
-    path = raw_dir / source["file"]
-    image, _ = read_rgb(path)
-    hr = mod_crop(image, scale)
-    if min(hr.shape[:2]) < cfg.min_hr_size:
-        raise DataError(
-            f"{path}: image {source['name']!r} is {hr.shape[1]}x{hr.shape[0]} after cropping to a "
-            f"multiple of scale {scale}, smaller than pairs.min_hr_size={cfg.min_hr_size}; "
-            "remove it or lower pairs.min_hr_size"
-        )
-    return image, hr
-
-
-def _hash_image(source: dict[str, Any], raw_dir: Path, scale: int, cfg: PairsConfig) -> str:
-    """The perceptual hash of one source image, once its size is checked (runs in a worker)."""
-    image, _ = _read_hr(source, raw_dir, scale, cfg)
-    return perceptual_hash(image)
-
-
 def _make_pairs(
     source: dict[str, Any], raw_dir: Path, staged: Path, scale: int, seed: int, cfg: PairsConfig
 ) -> list[dict[str, object]]:
@@ -288,12 +262,19 @@ def _make_pairs(
 
     Runs in a worker process: it reads and writes files itself and returns
     only the small rows, so memory stays at one image per worker. ``source``
-    carries its split and hash. A training image is cut into tiles
+    is its sources.csv row and split. A training image is cut into tiles
     (``pairs.tile_size``), each a pair like a whole image: its LR is made
     from the HR tile alone.
     """
-    name = source["name"]
-    _, hr = _read_hr(source, raw_dir, scale, cfg)
+    name, path = source["name"], raw_dir / source["file"]
+    image, _ = read_rgb(path)
+    hr = mod_crop(image, scale)
+    if min(hr.shape[:2]) < cfg.min_hr_size:
+        raise DataError(
+            f"{path}: image {name!r} is {hr.shape[1]}x{hr.shape[0]} after cropping to a "
+            f"multiple of scale {scale}, smaller than pairs.min_hr_size={cfg.min_hr_size}; "
+            "remove it or lower pairs.min_hr_size"
+        )
     about_source = {
         "source": name, "group": source["group"], "split": source["split"], "phash": source["phash"],
         "mode": source["mode"], "bit_depth": int(source["bit_depth"]),

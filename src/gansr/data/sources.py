@@ -32,6 +32,7 @@ from tqdm import tqdm
 from gansr.atomic import atomic_path
 from gansr.config import DataConfig
 from gansr.data.download import download, unpack
+from gansr.data.near_duplicates import perceptual_hash
 from gansr.errors import ConfigError, DataError
 from gansr.imageio import read_image, sha256_file, write_png
 
@@ -39,7 +40,7 @@ log = logging.getLogger("gansr")
 
 SOURCES_CSV = "sources.csv"
 SOURCES_COLUMNS = ["name", "group", "file", "origin", "licence", "width", "height", "sha256",
-                   "mode", "bit_depth", "notes"]
+                   "phash", "mode", "bit_depth", "notes"]
 _INT_COLUMNS = {"width", "height", "bit_depth"}
 # An animated GIF counts as its first frame (noted, like every conversion).
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
@@ -299,6 +300,7 @@ def _store(image: RawImage, staged: Path) -> dict[str, object]:
         "name": image.name, "group": image.group, "file": file,
         "origin": image.origin, "licence": image.licence,
         "width": decoded.rgb.shape[1], "height": decoded.rgb.shape[0],
-        "sha256": sha256_file(staged / file), "mode": decoded.mode, "bit_depth": decoded.bit_depth,
+        "sha256": sha256_file(staged / file), "phash": perceptual_hash(decoded.rgb),
+        "mode": decoded.mode, "bit_depth": decoded.bit_depth,
         "notes": "; ".join(decoded.notes),
     }
