@@ -3,7 +3,9 @@
 import numpy as np
 import pytest
 
-from gansr.metrics import crop_border, detail_ratio, rgb_to_y, to_uint8, y_psnr, y_ssim
+from skimage import data
+
+from gansr.metrics import crop_border, detail_ratio, periodic_artifact, rgb_to_y, to_uint8, y_psnr, y_ssim
 
 
 def test_y_channel_matches_matlab_rgb2ycbcr() -> None:
@@ -58,3 +60,19 @@ def test_detail_ratio_is_one_for_hr_below_for_blur_above_for_added_noise() -> No
     assert detail_ratio(hr, hr, border=2) == pytest.approx(1.0)
     assert detail_ratio(blurred, hr, border=2) < 0.6
     assert detail_ratio(noisy, hr, border=2) > 1.1
+
+
+@pytest.mark.parametrize("period", [2, 3, 4])
+def test_periodic_artifact_finds_an_injected_grid_of_two_grey_levels(period: int) -> None:
+    photo = data.astronaut()  # 512×512 RGB, with sharp edges and fine texture
+    rng = np.random.default_rng(period)
+    cell = rng.choice([-2.0, 2.0], (period, period))
+    cell -= cell.mean()  # a grid, not a brightness change
+    cell *= 2.0 / np.sqrt(np.mean(cell**2))
+    grid = np.tile(cell, (512 // period + 1, 512 // period + 1))[:512, :512]
+    # Y moves by (65.481 + 128.553 + 24.966) / 255 per RGB grey level.
+    with_grid = np.clip(photo + (grid / (219.0 / 255.0))[..., None], 0, 255).round().astype(np.uint8)
+    clean = periodic_artifact(photo, period, border=period)
+    found = periodic_artifact(with_grid, period, border=period)
+    assert clean < 0.1  # the photo's own detail averages out over the phases
+    assert found == pytest.approx(2.0, abs=0.25)
