@@ -5,7 +5,7 @@
 Three ways, each in a fresh Python process so each peak RSS is its own:
 untiled (one forward pass over the whole image), auto (what `gansr upscale`
 does by default: the tile chosen from free RAM, untiled when the image fits
-one window) and tiled (``--tile`` LR pixels, 16 of overlap). Without
+one window) and tiled (``--tile`` LR pixels, the default overlap). Without
 ``--model`` (or when the file is missing) the default-size generator
 (48 channels × 6 blocks, ×4) is built with random weights: speed and memory
 do not depend on the weights. Prints output megapixels/s (best of
@@ -32,14 +32,14 @@ def worker(args: argparse.Namespace) -> dict:
     import numpy as np
 
     import gansr  # noqa: F401  (quiet TensorFlow import)
-    from gansr.inference import DEFAULT_OVERLAP, Upscaler, bytes_per_lr_pixel, load_generator
+    from gansr.inference import Upscaler, bytes_per_lr_pixel, load_generator
     from gansr.models.generator import build_generator
 
     exported = Path(args.model).is_file()
     model = load_generator(args.model) if exported else build_generator(4, 48, 6)
     width, height = args.size
     tile = {"untiled": max(width, height), "auto": None, "tiled": args.tile}[args.worker]
-    upscale = Upscaler(model, tile=tile, overlap=DEFAULT_OVERLAP)
+    upscale = Upscaler(model, tile=tile)
     upscale(np.zeros((32, 32, 3), np.uint8))  # trace once: the timing is steady-state speed
     image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     before = _peak_rss()

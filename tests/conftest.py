@@ -20,8 +20,9 @@ def random_generator() -> Callable[..., keras.Model]:
     tiles, so every weight is drawn at random here.
     """
     def build(seed: int = 0, scale: int = 2, channels: int = 4, blocks: int = 1,
-              styles: tuple[str, ...] = ()) -> keras.Model:
-        model = build_generator(scale=scale, channels=channels, blocks=blocks, style_names=styles)
+              styles: tuple[str, ...] = (), exemplar_size: int = 256) -> keras.Model:
+        model = build_generator(scale=scale, channels=channels, blocks=blocks, style_names=styles,
+                                style_channels=8, style_blocks=1, exemplar_size=exemplar_size)
         rng = np.random.default_rng(seed)
         model.set_weights([rng.normal(0, 0.1, w.shape).astype("float32") for w in model.get_weights()])
         return model

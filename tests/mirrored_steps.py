@@ -24,7 +24,7 @@ import tensorflow as tf
 from gansr.models.backbone import random_backbone
 from gansr.models.discriminator import build_discriminator
 from gansr.models.generator import build_generator
-from gansr.training.steps import GanWeights, make_gan_step, make_pretrain_step, make_style_step
+from gansr.training.steps import GanWeights, StyleWeights, make_gan_step, make_pretrain_step, make_style_step
 
 SCALE, LR_SIZE, GLOBAL_BATCH, STEPS = 4, 4, 4, 3
 Models = dict[str, keras.Model]
@@ -61,8 +61,13 @@ def randomised(model: keras.Model, seed: int) -> keras.Model:
     return model
 
 
+def tiny_generator(styles: tuple[str, ...] = (), name: str = "generator") -> keras.Model:
+    return build_generator(SCALE, 4, 1, name=name, style_names=styles, style_channels=4, style_blocks=1,
+                           exemplar_size=4)
+
+
 def initial_weights(styles: tuple[str, ...] = ()) -> dict[str, list[np.ndarray]]:
-    generator = randomised(build_generator(SCALE, 4, 1, style_names=styles), 1)
+    generator = randomised(tiny_generator(styles), 1)
     discriminator = randomised(build_discriminator(4), 2).get_weights()
     discriminator[-2] *= 100  # the (not normalised) logits kernel: logits far apart across images
     return {"generator": generator.get_weights(), "ema": generator.get_weights(),
@@ -72,8 +77,8 @@ def initial_weights(styles: tuple[str, ...] = ()) -> dict[str, list[np.ndarray]]
 def build(strategy: tf.distribute.Strategy, weights: dict[str, list[np.ndarray]],
           styles: tuple[str, ...] = ()) -> Models:
     with strategy.scope():
-        models = {"generator": build_generator(SCALE, 4, 1, style_names=styles),
-                  "ema": build_generator(SCALE, 4, 1, name="ema", style_names=styles),
+        models = {"generator": tiny_generator(styles),
+                  "ema": tiny_generator(styles, name="ema"),
                   "discriminator": build_discriminator(4)}
         for name, model in models.items():
             model.set_weights(weights[name])
@@ -127,13 +132,14 @@ def gan(models: Models, strategy: tf.distribute.Strategy) -> Any:
 def style(models: Models, strategy: tf.distribute.Strategy) -> Any:
     # One style: every crop draws style 1, so both runs see the same styles.
     rng = np.random.default_rng(3)
-    grams = [tf.constant(rng.random((1, c, c), np.float32)) for c in (32, 64, 128)]
     with strategy.scope():
         optimizer = sgd()
         optimizer.build(models["generator"].trainable_variables)
         backbone = random_backbone()
-    return make_style_step(models["generator"], models["ema"], optimizer, backbone, grams, 1.0, 1.0, 0.5,
-                           strategy)
+    widths = [f.shape[-1] for f in backbone.texture(tf.zeros((1, 16, 16, 3)))]
+    grams = [tf.constant(rng.random((1, c, c), np.float32)) for c in widths]
+    return make_style_step(models["generator"], models["ema"], optimizer, backbone, grams,
+                           StyleWeights(1.0, 1.0, 1.0), SCALE, 0.5, strategy)
 
 
 def float16_generator(weights: list[np.ndarray]) -> keras.Model:
@@ -195,7 +201,7 @@ def main(out: str) -> None:
                     arrays[f"{case}/{run_name}/{name}/{variable.path}"] = np.asarray(variable)
                     if run_name == "mirrored":
                         arrays[f"{case}/spread/{name}/{variable.path}"] = np.asarray(replica_spread(variable))
-        generator = build_generator(SCALE, 4, 1, style_names=styles)
+        generator = tiny_generator(styles)
         for variable, value in zip(generator.weights, weights["generator"]):
             arrays[f"{case}/initial/generator/{variable.path}"] = value
     np.savez(out, **arrays)

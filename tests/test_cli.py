@@ -199,7 +199,7 @@ def test_tiles_give_the_same_picture(tmp_path: Path, model_path: Path) -> None:
 def test_help_shows_the_library_default_overlap(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["upscale", "--help"])
-    assert f"(default: {DEFAULT_OVERLAP})" in " ".join(capsys.readouterr().out.split())
+    assert f"receptive radius, at least {DEFAULT_OVERLAP}" in " ".join(capsys.readouterr().out.split())
 
 
 @pytest.mark.parametrize("flags", [["--tile", "0"], ["--overlap", "-1"], ["--tile", "big"]])
@@ -211,9 +211,11 @@ def test_bad_tile_flags_exit_2(tmp_path: Path, flags: list[str], capsys) -> None
 @pytest.fixture(scope="module")
 def styled_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("styled") / "styled.keras"
-    model = build_generator(scale=2, channels=4, blocks=1, style_names=("ink", "oil"))
-    modulation = model.get_layer("trunk_style")
-    modulation.set_weights([np.full(w.shape, 0.5, np.float32) for w in modulation.get_weights()])
+    model = build_generator(scale=2, channels=4, blocks=1, style_names=("ink", "oil"), style_channels=4,
+                            style_blocks=1, exemplar_size=4)
+    rng = np.random.default_rng(0)
+    exemplars = model.get_layer("style_exemplars")  # two different style images
+    exemplars.set_weights([rng.random(w.shape).astype(np.float32) for w in exemplars.get_weights()])
     head = model.get_layer("to_subpixels")
     head.set_weights([np.full(w.shape, 0.05, np.float32) for w in head.get_weights()])
     model.save(path)
@@ -308,8 +310,9 @@ def test_with_precision_runs_the_trunk_in_the_dtype_and_the_output_side_in_float
         random_generator: Callable[..., keras.Model]) -> None:
     model = random_generator(styles=("ink",))
     dtypes = {layer.name: layer.compute_dtype for layer in with_precision(model, "bfloat16").layers}
-    assert [dtypes[name] for name in ("head", "block0_conv1", "trunk_style")] == ["bfloat16"] * 3
-    assert [dtypes[name] for name in ("to_subpixels", "subpixel", "bicubic", "sr")] == ["float32"] * 4
+    assert [dtypes[name] for name in ("head", "block0_conv1", "style_in", "style_in_film")] == ["bfloat16"] * 4
+    assert [dtypes[name] for name in ("to_subpixels", "subpixel", "bicubic", "sr", "style_out", "style_image",
+                                      "style_or_sr")] == ["float32"] * 7
     assert with_precision(model, "float32") is model
 
 

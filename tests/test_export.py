@@ -115,7 +115,8 @@ def repo(generators: dict[str, keras.Model], tmp_path_factory: pytest.TempPathFa
         layout.metrics.mkdir()
         scores = {"y_psnr": 25.0, "ssim": 0.8}
         (layout.metrics / "eval.json").write_text(json.dumps({"psnr": scores, "gan": scores}))
-        (layout.metrics / "style.json").write_text(json.dumps({"mean_reduction": 0.5}))
+        (layout.metrics / "style.json").write_text(json.dumps(
+            {"own_style_rate": 1.0, "mean_moved": 0.5, "min_content_ssim": 0.7}))
         pipeline.export(PARAMS, layout)
         yield root
 
@@ -139,7 +140,8 @@ def test_each_variant_is_its_own_registered_model_with_aliases(repo: Path) -> No
         assert sorted(version.aliases) == ["challenger", "champion"]
         assert version.run_id == registration["run_id"]
     style = client.get_model_version("sr-style", "1")
-    assert float(style.tags["mean_gram_reduction"]) == 0.5 and float(style.tags["y_psnr"]) == 25.0
+    assert float(style.tags["own_style_rate"]) == 1.0 and float(style.tags["mean_moved"]) == 0.5
+    assert float(style.tags["y_psnr"]) == 25.0
     assert registry["variants"]["style"]["files"] == {"keras": "style/generator.keras"}
 
 

@@ -14,7 +14,8 @@ import pytest
 
 from gansr import inference
 from gansr.errors import ConfigError, GansrError
-from gansr.inference import Upscaler, auto_tile, bicubic_upscale, load_generator, receptive_radius
+from gansr.inference import (Upscaler, _axis_windows, auto_tile, bicubic_upscale, load_generator, receptive_radius,
+                             texture_period)
 from gansr.models.generator import build_generator
 
 NOT_AN_ARCHIVE = "not a Keras model archive (corrupt or truncated?)"
@@ -156,11 +157,39 @@ def test_bad_tile_or_overlap_is_a_config_error(random_generator) -> None:
 
 
 def test_a_styled_generator_upscales_in_the_chosen_style_tile_by_tile(random_generator) -> None:
-    model = random_generator(seed=5, styles=("ink", "oil"))
-    image = np.random.default_rng(5).integers(0, 256, (19, 23, 3), dtype=np.uint8)
+    model = random_generator(seed=5, styles=("ink", "oil"), exemplar_size=4)
+    plain_radius = receptive_radius(random_generator(seed=5))
+    # The style branch adds the reach of its own layers: at HR they count 1/scale each.
+    assert receptive_radius(model) > plain_radius
+    image = np.random.default_rng(5).integers(0, 256, (70, 75, 3), dtype=np.uint8)
     none, ink, oil = (Upscaler(model, tile=1000, style=style)(image) for style in (0, 1, 2))
     assert not np.array_equal(none, ink) and not np.array_equal(ink, oil)
-    tiled = Upscaler(model, tile=6, overlap=receptive_radius(model), style=2)(image)
-    assert np.abs(tiled.astype(int) - oil).max() <= 1
+    upscale = Upscaler(model, tile=8, style=2)  # the default overlap: the receptive radius, at least 16
+    assert upscale.overlap == max(inference.DEFAULT_OVERLAP, receptive_radius(model))
+    assert upscale.tile + 2 * upscale.overlap < 70
+    assert np.abs(upscale(image).astype(int) - oil).max() <= 1
     with pytest.raises(ConfigError, match=re.escape("style must be 0 (none) to 2 for this generator, got 3")):
         Upscaler(model, style=3)
+
+
+def test_windows_start_where_the_style_texture_repeats() -> None:
+    for length, tile, overlap in ((100, 16, 5), (67, 24, 9), (40, 8, 8)):
+        windows = _axis_windows(length, tile, overlap, align=8)
+        assert [core for core, *_ in windows] == list(range(0, length, tile))
+        assert windows[-1][1] == length
+        for start, end, first, last in windows:
+            assert first % 8 == 0 and first <= max(start - overlap, 0)
+            assert last == min(end + overlap, length)
+    # Without a texture, windows keep one shape, shifted inwards at the edge.
+    assert _axis_windows(100, 16, 5)[-1] == (96, 100, 74, 100)
+
+
+def test_a_styled_generator_tiles_seamlessly_with_its_texture_aligned(random_generator) -> None:
+    # A 6-pixel style crop repeats (mirrored) every 12 HR = 6 LR pixels at ×2.
+    model = random_generator(seed=7, styles=("ink",), exemplar_size=6)
+    assert texture_period(model) == 6
+    image = np.random.default_rng(7).integers(0, 256, (70, 75, 3), dtype=np.uint8)
+    whole = Upscaler(model, tile=1000, style=1)(image)
+    upscale = Upscaler(model, tile=10, style=1)
+    assert upscale.tile == 12  # rounded up to the texture's period
+    assert np.abs(upscale(image).astype(int) - whole).max() <= 1

@@ -52,3 +52,16 @@ def test_adversarial_losses_are_stable_and_point_the_right_way(gan_type: str) ->
 def test_nonsaturating_discriminator_loss_value() -> None:
     zero = tf.zeros((4, 1))
     assert float(losses.discriminator_loss(zero, zero, "nonsaturating")) == pytest.approx(2 * np.log(2))
+
+
+def test_coarse_luminance_loss_ignores_fine_texture_and_colour_but_not_light_and_shade() -> None:
+    rng = np.random.default_rng(0)
+    image = tf.constant(rng.random((1, 16, 16, 3)) * 0.5 + 0.25, tf.float32)
+    checker = np.indices((16, 16)).sum(axis=0) % 2 * 0.2 - 0.1  # zero mean in every 4×4 block
+    textured = image + tf.constant(checker[None, ..., None], tf.float32)
+    # A chroma shift: red up, green down by the amounts that keep BT.601 luma.
+    recoloured = image + tf.constant([0.1, -0.1 * 0.299 / 0.587, 0.0], tf.float32)
+    brighter = image + 0.1
+    assert float(losses.coarse_luminance_loss(textured, image, 4)) < 1e-6
+    assert float(losses.coarse_luminance_loss(recoloured, image, 4)) < 1e-6
+    assert float(losses.coarse_luminance_loss(brighter, image, 4)) == pytest.approx(0.1, abs=1e-5)

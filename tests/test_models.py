@@ -14,6 +14,7 @@ from gansr.losses import perceptual_loss
 from gansr.models.backbone import VGG19_NOTOP_FILE, build_backbone
 from gansr.models.discriminator import build_discriminator
 from gansr.models.generator import build_generator, copy_shared_weights, style_names
+from gansr.models.layers import EqualSubpixelGain, StyleExemplars
 from gansr.errors import ConfigError, GansrError
 
 
@@ -45,6 +46,57 @@ def test_generator_reloads_with_safe_mode(tmp_path: Path) -> None:
     np.testing.assert_allclose(reloaded(lr), generator(lr), atol=1e-6)
 
 
+@pytest.mark.parametrize("scale", [2, 3, 4])
+def test_sub_pixel_kernels_keep_equal_gain_through_training(scale: int) -> None:
+    """After each optimizer step the s² phase kernels have one gain, so flat input comes out flat."""
+    generator = build_generator(scale, channels=8, blocks=1)
+    rng = np.random.default_rng(scale)
+    lr = tf.constant(rng.random((4, 8, 8, 3), np.float32))
+    hr = tf.constant(rng.random((4, 8 * scale, 8 * scale, 3), np.float32))  # noise: a grid would help here
+    optimizer = keras.optimizers.Adam(0.05)
+    for _ in range(5):
+        with tf.GradientTape() as tape:
+            loss = tf.reduce_mean(tf.abs(generator(lr) - hr))
+        optimizer.apply_gradients(zip(tape.gradient(loss, generator.trainable_variables),
+                                      generator.trainable_variables))
+    kernel, bias = generator.get_layer("to_subpixels").get_weights()
+    gains = kernel.sum(axis=(0, 1)).reshape(8, scale * scale, 3)
+    assert np.abs(kernel).max() > 0.01  # it did learn
+    np.testing.assert_allclose(gains, np.broadcast_to(gains.mean(axis=1, keepdims=True), gains.shape), atol=1e-5)
+    np.testing.assert_allclose(bias.reshape(scale * scale, 3), np.broadcast_to(bias[:3], (scale * scale, 3)),
+                               atol=1e-6)
+    flat = generator(np.full((1, 24, 24, 3), 0.4, np.float32)).numpy()[0]
+    interior = flat[8 * scale : 16 * scale, 8 * scale : 16 * scale]  # away from the zero padding
+    assert interior.std(axis=(0, 1)).max() < 1e-4
+
+
+def test_equal_gain_is_a_projection() -> None:
+    constraint = EqualSubpixelGain(2)
+    kernel = tf.constant(np.random.default_rng(0).normal(size=(3, 3, 5, 12)), tf.float32)
+    once = constraint(kernel)
+    np.testing.assert_allclose(constraint(once), once, atol=1e-6)  # applying it twice changes nothing
+    gains = once.numpy().sum(axis=(0, 1)).reshape(5, 4, 3)
+    np.testing.assert_allclose(gains, np.broadcast_to(gains[:, :1], gains.shape), atol=1e-5)
+    # The mean gain survives: only the differences between phases are removed.
+    np.testing.assert_allclose(gains[:, 0], kernel.numpy().sum(axis=(0, 1)).reshape(5, 4, 3).mean(axis=1),
+                               atol=1e-5)
+
+
+def test_style_exemplars_tile_each_style_image_mirrored_from_the_corner() -> None:
+    layer = StyleExemplars(styles=2, size=4)
+    image = np.zeros((2, 21, 19, 3), np.float32)
+    layer.build([image.shape, (2,)])
+    crops = np.random.default_rng(0).random((2, 4, 4, 3)).astype(np.float32)
+    layer.set_weights([crops])
+    tiled = layer([image, np.array([1, 2])]).numpy()
+    assert tiled.shape == image.shape and layer.period == 8
+    np.testing.assert_array_equal(tiled[0, :4, :4], crops[0])  # style 1, from the top-left corner
+    np.testing.assert_array_equal(tiled[1, :4, :4], crops[1])
+    np.testing.assert_array_equal(tiled[0, :4, 4:8], crops[0][:, ::-1])  # mirrored: no seam
+    np.testing.assert_array_equal(tiled[0, 4:8, :4], crops[0][::-1])
+    np.testing.assert_array_equal(tiled[:, 8:16, 8:16], tiled[:, :8, :8])  # repeats every period
+
+
 def test_discriminator_returns_patch_logits() -> None:
     logits = build_discriminator(4)(np.zeros((3, 64, 48, 3), np.float32))
     assert logits.shape == (3, 4, 3, 1)
@@ -58,10 +110,12 @@ def test_backbone_auto_falls_back_to_random_filters_offline(tmp_path: Path, monk
     assert backbone.kind == "random"
     assert "random-filter" in caplog.text
     images = np.zeros((1, 32, 32, 3), np.float32)
-    assert [f.shape[1] for f in backbone.texture(images)] == [32, 16, 8]
+    # Texture: a pyramid of 4 levels, then the colours with a constant channel.
+    assert [tuple(f.shape[1:]) for f in backbone.texture(images)] == [
+        (32, 32, 64), (16, 16, 64), (8, 8, 64), (4, 4, 64), (32, 32, 4)]
     assert [f.shape[1] for f in backbone.content(images)] == [16, 8, 4]
     content, texture = backbone.content_and_texture(images)
-    assert len(content) == len(texture) == 3
+    assert (len(content), len(texture)) == (3, 5)
     # Fixed seeds: the fallback is the same network every time.
     again = build_backbone("random")
     ones = np.ones((1, 16, 16, 3), np.float32)
@@ -121,8 +175,9 @@ def test_vgg19_backbone_loads_the_weights_keras_cached(cached_vgg19, monkeypatch
     assert backbone.kind == "vgg19"
     np.testing.assert_array_equal(backbone.content_taps.get_layer("block1_conv1").get_weights()[0], first_kernel)
     content, texture = backbone.content_and_texture(np.zeros((1, 32, 32, 3), np.float32))
-    assert texture is content  # one pass serves both losses
+    assert all(t is c for t, c in zip(texture, content))  # one pass serves both losses
     assert [tuple(f.shape[1:]) for f in content] == [(16, 16, 128), (8, 8, 256), (4, 4, 512)]
+    assert tuple(texture[-1].shape[1:]) == (32, 32, 4)  # + the colours for the palette
 
 
 def test_a_damaged_vgg19_weights_file_is_named(tmp_path: Path) -> None:
@@ -137,14 +192,17 @@ def test_styled_generator_at_style_0_is_the_plain_generator(tmp_path: Path) -> N
     for layer in plain.layers:
         layer.set_weights([np.random.default_rng(0).normal(0, 0.1, w.shape).astype("float32")
                            for w in layer.get_weights()])
-    styled = build_generator(2, channels=8, blocks=2, style_names=("a", "b"))
+    styled = build_generator(2, channels=8, blocks=2, style_names=("a", "b"), style_channels=8, style_blocks=1)
     copy_shared_weights(plain, styled)
-    modulation = styled.get_layer("block0_style")
-    modulation.set_weights([np.full(w.shape, 0.5, np.float32) for w in modulation.get_weights()])
-    lr = np.random.default_rng(1).random((3, 7, 9, 3), np.float32)
+    rng = np.random.default_rng(2)
+    for layer in styled.layers:
+        if layer.name.startswith("style_"):  # the branch starts as the identity: give it weights
+            layer.set_weights([rng.normal(0, 0.3, w.shape).astype("float32") for w in layer.get_weights()])
+    lr = np.random.default_rng(1).random((3, 8, 10, 3), np.float32)
     out = styled([lr, np.array([0, 1, 2], np.int32)]).numpy()
-    np.testing.assert_allclose(out[0], plain(lr[:1])[0], atol=1e-6)  # style 0: untouched
+    np.testing.assert_array_equal(out[0], plain(lr[:1])[0])  # style 0: bit for bit
     assert np.abs(out[1] - plain(lr[1:2])[0]).max() > 1e-3  # a style changes the output
+    assert np.abs(out[1] - out[2]).max() > 1e-3  # and each its own way
     path = tmp_path / "styled.keras"
     styled.save(path)
     reloaded = keras.saving.load_model(path, safe_mode=True)

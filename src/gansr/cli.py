@@ -222,7 +222,7 @@ def summary_command(args: argparse.Namespace) -> None:
     print(format_eval_table(scores))
     style_file = root / "metrics" / "style.json"
     if style_file.is_file():
-        print("Style, Gram distance to the style image (styled vs unstyled): "
+        print("Style (texture and colour statistics training never sees): "
               + format_style_scores(json.loads(style_file.read_text())))
     print("Samples:           plots/samples.png, plots/styles.png")
     print(f"\nMLflow run:        {registration['run_id']}")
@@ -319,9 +319,10 @@ def _add_upscale(sub: Any) -> None:
                     help="tile side in LR pixels (default: the largest that fits a quarter of free RAM, "
                          "64 to 1024; smaller images run whole)")
     # 16 is gansr.inference.DEFAULT_OVERLAP, not imported here so --help stays fast (no TensorFlow).
-    up.add_argument("--overlap", type=_count(0), default=16, metavar="M",
-                    help="LR pixels of context around each tile (default: 16); seams vanish when M >= "
-                         "2·blocks + 3, the generator's receptive radius")
+    up.add_argument("--overlap", type=_count(0), metavar="M",
+                    help="LR pixels of context around each tile (default: the generator's receptive "
+                         "radius, at least 16: 2·blocks + 3 for super-resolution, more with the style "
+                         "branch); below it, seams can show")
     up.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                     help="cpu: never touch a GPU; gpu: fail (exit 1) unless TensorFlow sees one; "
                          "auto: a GPU if there is one (default: auto)")

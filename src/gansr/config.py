@@ -183,18 +183,22 @@ class StyleConfig:
     source: Literal["builtin", "folder"] = "builtin"
     folder: str = ""
     image_size: int = 256
-    steps: int = 300
-    lr: float = 0.01
+    channels: int = 64  # style branch width at LR resolution (halved at each level above)
+    blocks: int = 3  # residual blocks of the style branch
+    steps: int = 400
+    lr: float = 0.003
     style_weight: float = 1.0
-    content_weight: float = 1.0
+    content_weight: float = 5.0
+    luminance_weight: float = 5.0
 
     def __post_init__(self) -> None:
         if self.source == "folder" and not self.folder:
             raise ConfigError("style.folder must be set when style.source is 'folder'")
-        for key in ("image_size", "steps", "lr", "style_weight"):
+        for key in ("image_size", "channels", "blocks", "steps", "lr", "style_weight"):
             _check_positive(f"style.{key}", getattr(self, key))
-        if self.content_weight < 0:
-            raise ConfigError(f"style.content_weight must be >= 0, got {self.content_weight}")
+        for key in ("content_weight", "luminance_weight"):
+            if getattr(self, key) < 0:
+                raise ConfigError(f"style.{key} must be >= 0, got {getattr(self, key)}")
 
 
 @dataclass(frozen=True)
@@ -204,12 +208,14 @@ class EvaluateConfig:
     sample_images: int = 3
     sample_crop: int = 96
     sample_zoom: int = 2  # each crop shown enlarged this many times (nearest), so detail is visible
+    style_crop: int = 256  # side of the full-resolution crops in plots/styles.png
     extra_sets: tuple[str, ...] = ()  # folders of HR images scored like the test split
 
     def __post_init__(self) -> None:
         _check_positive("evaluate.sample_images", self.sample_images)
         _check_positive("evaluate.sample_crop", self.sample_crop)
         _check_positive("evaluate.sample_zoom", self.sample_zoom)
+        _check_positive("evaluate.style_crop", self.style_crop)
         names = [Path(folder).name for folder in self.extra_sets]
         if len(set(names)) != len(names):
             raise ConfigError(f"evaluate.extra_sets: folder names must differ, got {list(self.extra_sets)}")

@@ -1,6 +1,7 @@
 """The ``evaluate`` stage: every generator variant against bicubic on the test split.
 
-Writes ``eval.json`` (mean Y-PSNR, SSIM and detail ratio per method, gain over bicubic),
+Writes ``eval.json`` (mean Y-PSNR, SSIM, detail ratio and sub-pixel grid strength per
+method, gain over bicubic),
 ``speed.json`` (each variant's megapixels/s, kept apart so that the quality
 figures, which decide registration, are byte-identical across reruns),
 ``per_image.csv`` and ``per_image.png`` (Y-PSNR per test image and method)
@@ -30,10 +31,12 @@ from gansr.data.sources import folder_images
 from gansr.data.styles import StyleImage, style_grams, texture_features
 from gansr.inference import Upscaler, bicubic_upscale
 from gansr.losses import gram_style_loss
-from gansr.metrics import detail_ratio, y_psnr, y_ssim
+from gansr.metrics import detail_ratio, periodic_artifact, y_psnr, y_ssim
 from gansr.models.backbone import Backbone
+from gansr.style_score import style_report
 
 BASELINE = "bicubic"
+QUALITY_KEYS = ("y_psnr", "ssim", "detail", "grid")
 LABEL_HEIGHT = 16
 
 
@@ -104,18 +107,24 @@ def upscale_with_each(variants: dict[str, keras.Model], pairs: list[ImagePair],
 
 def score(outputs: dict[str, list[np.ndarray]], pairs: list[ImagePair],
           scale: int) -> tuple[dict, pd.DataFrame]:
-    """Mean Y-PSNR/SSIM/detail ratio per method (and gain over bicubic), and the per-image table."""
+    """Mean Y-PSNR/SSIM/detail ratio/grid per method (and gain over bicubic), and the per-image table.
+
+    ``grid`` is the RMS (grey levels) of the pattern repeating at the sub-pixel
+    period, :func:`~gansr.metrics.periodic_artifact`; the HR images' own value
+    is reported as ``hr_grid`` for reference.
+    """
     rows = [
         {"image": p.name, "method": method, "y_psnr": y_psnr(sr[i], p.hr, scale),
-         "ssim": y_ssim(sr[i], p.hr, scale), "detail": detail_ratio(sr[i], p.hr, scale)}
+         "ssim": y_ssim(sr[i], p.hr, scale), "detail": detail_ratio(sr[i], p.hr, scale),
+         "grid": periodic_artifact(sr[i], scale, border=scale)}
         for method, sr in outputs.items()
         for i, p in enumerate(pairs)
     ]
     table = pd.DataFrame(rows)
-    means = table.groupby("method")[["y_psnr", "ssim", "detail"]].mean()
-    scores: dict = {}
+    means = table.groupby("method")[list(QUALITY_KEYS)].mean()
+    scores: dict = {"hr_grid": round(float(np.mean([periodic_artifact(p.hr, scale, scale) for p in pairs])), 4)}
     for method in outputs:
-        entry = {key: round(float(means.loc[method, key]), 4) for key in ("y_psnr", "ssim", "detail")}
+        entry = {key: round(float(means.loc[method, key]), 4) for key in QUALITY_KEYS}
         if method != BASELINE:
             entry["gain_db"] = round(entry["y_psnr"] - float(means.loc[BASELINE, "y_psnr"]), 4)
         scores[method] = entry
@@ -216,47 +225,71 @@ def _centre_crop_origin(shape: tuple[int, ...], crop: int, scale: int) -> tuple[
     return top, left
 
 
-def style_scores(model: keras.Model, pairs: list[ImagePair], styles: list[StyleImage],
-                 backbone: Backbone) -> tuple[dict, dict[str, list[np.ndarray]]]:
-    """Gram distance to each style image, of the styled and of the unstyled output.
+def style_outputs(model: keras.Model, pairs: list[ImagePair],
+                  styles: list[StyleImage]) -> dict[str, list[np.ndarray]]:
+    """Every pair upscaled unstyled (``none``) and in each style."""
+    upscale = Upscaler(model)
+    return {name: [upscale(p.lr, style=index) for p in tqdm(pairs, desc=f"style {name}", leave=False)]
+            for index, name in enumerate(["none", *(s.name for s in styles)])}
 
-    Returns the scores (per style and their mean relative reduction) and the
-    outputs per column (``none`` and each style name) for the sample grid.
+
+def style_controls(unstyled: list[np.ndarray], pairs: list[ImagePair],
+                   styles: list[StyleImage]) -> dict[str, dict]:
+    """The style score of two controls, so every run shows the score can tell styling from none.
+
+    positive: each style image tiled and blended half-and-half into the
+    unstyled output; negative: the unstyled output itself, for every style.
+    """
+    def blend(image: np.ndarray, texture: np.ndarray) -> np.ndarray:
+        reps = (-(-image.shape[0] // texture.shape[0]), -(-image.shape[1] // texture.shape[1]), 1)
+        tiled = np.tile(texture, reps)[: image.shape[0], : image.shape[1]]
+        return ((image.astype(np.uint16) + tiled) // 2).astype(np.uint8)
+
+    images = {s.name: s.image for s in styles}
+    lr = [p.lr for p in pairs]
+    blended = {s.name: [blend(image, s.image) for image in unstyled] for s in styles}
+    negative = {s.name: unstyled for s in styles}
+    return {"positive_blend": _headline(style_report(unstyled, blended, images, lr)),
+            "negative_unstyled": _headline(style_report(unstyled, negative, images, lr))}
+
+
+def _headline(report: dict) -> dict:
+    return {key: report[key] for key in ("own_style_rate", "mean_moved", "min_content_ssim")}
+
+
+def training_gram_reduction(outputs: dict[str, list[np.ndarray]], styles: list[StyleImage],
+                            backbone: Backbone) -> dict[str, float]:
+    """Diagnostic only: 1 − Gram distance (styled / unstyled) to each style in the training features.
+
+    The style loss optimises this very quantity, so it shows that training
+    converged, not that a style is recognisable: that is :func:`style_report`'s job.
     """
     grams = style_grams(backbone, styles)
-    upscale = Upscaler(model)
 
-    def features(images: list[np.ndarray]) -> list[list[tf.Tensor]]:
-        return [texture_features(backbone, image) for image in images]
+    def distance(images: list[np.ndarray], index: int) -> float:
+        target = [g[index : index + 1] for g in grams]
+        return float(np.mean([gram_style_loss(texture_features(backbone, image), target) for image in images]))
 
-    def distance(per_image: list[list[tf.Tensor]], target: list[tf.Tensor]) -> float:
-        return float(np.mean([gram_style_loss(f, target) for f in per_image]))
-
-    outputs = {"none": [upscale(p.lr, style=0) for p in pairs]}
-    unstyled = features(outputs["none"])  # compared with every style, so computed once
-    scores: dict = {}
-    for index, style in enumerate(styles, start=1):
-        outputs[style.name] = [upscale(p.lr, style=index) for p in pairs]
-        target = [g[index - 1 : index] for g in grams]
-        with_style = distance(features(outputs[style.name]), target)
-        without = distance(unstyled, target)
-        scores[style.name] = {"gram_styled": round(with_style, 5), "gram_unstyled": round(without, 5),
-                              "reduction": round(1 - with_style / without, 4)}
-    scores["mean_reduction"] = round(float(np.mean([s["reduction"] for s in scores.values()])), 4)
-    return scores, outputs
+    return {s.name: round(1 - distance(outputs[s.name], i) / distance(outputs["none"], i), 4)
+            for i, s in enumerate(styles)}
 
 
 def style_grid(pairs: list[ImagePair], outputs: dict[str, list[np.ndarray]], styles: list[StyleImage],
                cell: int) -> Image.Image:
-    """A header row of style images, then per test image its unstyled and styled crops."""
+    """A header row of style images, then per test image its unstyled and styled crops.
+
+    Every cell is a ``cell``×``cell`` crop at full resolution (one image pixel
+    per screen pixel), the style images too, so texture sizes compare directly.
+    """
     columns = list(outputs)
-    thumbnails = {s.name: Image.fromarray(s.image).resize((cell, cell)) for s in styles}
     grid = Image.new("RGB", (cell * len(columns), (cell + LABEL_HEIGHT) * (len(pairs) + 1)), "white")
     draw = ImageDraw.Draw(grid)
     for c, name in enumerate(columns):
         draw.text((c * cell + 2, 2), "no style" if name == "none" else f"style: {name}", fill="black")
-        if name in thumbnails:
-            grid.paste(thumbnails[name], (c * cell, LABEL_HEIGHT))
+    for style in styles:
+        top, left = _centre_crop_origin(style.image.shape, cell, 1)
+        thumbnail = style.image[top : top + cell, left : left + cell]
+        grid.paste(Image.fromarray(thumbnail), (columns.index(style.name) * cell, LABEL_HEIGHT))
     for r, pair in enumerate(pairs, start=1):
         top, left = _centre_crop_origin(pair.hr.shape, cell, 1)
         y = r * (cell + LABEL_HEIGHT)
@@ -269,11 +302,21 @@ def style_grid(pairs: list[ImagePair], outputs: dict[str, list[np.ndarray]], sty
 
 def evaluate_styles(model: keras.Model, pairs: list[ImagePair], styles: list[StyleImage],
                     backbone: Backbone, cfg: EvaluateConfig, metrics_dir: Path, plots_dir: Path) -> dict:
-    """Score the styled generator on ``pairs``; write ``style.json`` and ``styles.png``."""
-    scores, outputs = style_scores(model, pairs, styles, backbone)
+    """Score the style generator on ``pairs``; write ``style.json`` and ``styles.png``.
+
+    The headline is :func:`~gansr.style_score.style_report`, measured with
+    classical texture and colour statistics that training never sees, next
+    to the same score for a positive and a negative control.
+    """
+    outputs = style_outputs(model, pairs, styles)
+    names = [s.name for s in styles]
+    report = style_report(outputs["none"], {n: outputs[n] for n in names}, {s.name: s.image for s in styles},
+                          [p.lr for p in pairs])
+    scores = {**report, "controls": style_controls(outputs["none"], pairs, styles),
+              "training_gram_reduction": training_gram_reduction(outputs, styles, backbone)}
     write_json(metrics_dir / "style.json", scores)
     shown = pairs[: cfg.sample_images]
-    cell = min(cfg.sample_crop, *(min(p.hr.shape[:2]) for p in shown))
+    cell = min(cfg.style_crop, *(min(p.hr.shape[:2]) for p in shown), *(min(s.image.shape[:2]) for s in styles))
     grid = style_grid(shown, {name: out[: len(shown)] for name, out in outputs.items()}, styles, cell)
     with atomic_path(plots_dir / "styles.png") as tmp:
         grid.save(tmp, format="PNG")

@@ -4,11 +4,12 @@ A large LR image is cut into ``tile``×``tile`` cores. Each core runs with
 ``overlap`` LR pixels of real image context on every side (a window), and
 only the core's part of the window's output is kept. An output pixel depends
 only on LR pixels within the generator's receptive radius: one pixel per 3×3
-convolution on its path, ``2·blocks + 3`` for gansr's generator (the bicubic
-skip needs 2). With ``overlap`` at least that radius, the stitched image
-equals the untiled one up to float rounding; the default 16 covers up to 6
-blocks (:func:`receptive_radius` computes the rule, and a smaller overlap is
-logged as a warning).
+convolution at LR resolution on its path, ``2·blocks + 3`` for gansr's
+super-resolution generator (the bicubic skip needs 2), more for the style
+branch, whose convolutions at HR resolution reach a quarter as far (×4).
+With ``overlap`` at least that radius, the stitched image equals the untiled
+one up to float rounding. By default the overlap is that radius
+(:func:`receptive_radius`), at least 16; a smaller one is logged as a warning.
 
 Without an explicit ``tile``, the largest tile whose window fits a quarter
 of the RAM available now is used (:func:`auto_tile`); an image no larger
@@ -30,12 +31,13 @@ import tensorflow as tf
 
 from gansr.errors import ConfigError, GansrError
 from gansr.metrics import to_uint8
-from gansr.models import layers as _custom_layers  # noqa: F401  (registers custom layers)
+from gansr.models.layers import BilinearUpsample, StyleExemplars  # also registers every custom layer
 from gansr.models.generator import style_names
 
 log = logging.getLogger("gansr")
 
 DEFAULT_OVERLAP = 16  # LR pixels; ≥ 2·6 + 3, the receptive radius of the default 6-block generator
+PROBE_SIZE = 24  # LR pixels: a probe every supported scale and stride divides
 MEMORY_SHARE = 0.25  # of the RAM available when the Upscaler is made
 # LR pixels: below 64 the overlap dominates the work; at 1024 it adds only 6% (1056² vs 1024²).
 MIN_TILE, MAX_TILE = 64, 1024
@@ -96,27 +98,57 @@ def model_scale(model: keras.Model) -> int:
     return int(model.compute_output_shape(shapes if len(shapes) > 1 else shapes[0])[1]) // probe
 
 
-def receptive_radius(model: keras.Model) -> int:
-    """LR pixels of context one output pixel can depend on: the convolutions' radii summed.
+def pixel_sizes(model: keras.Model) -> list[tuple[keras.layers.Layer, float, float]]:
+    """Each convolution and upsampling layer, with its input and output pixel sizes in LR pixels.
 
-    Exact for a chain of convolutions at LR resolution like gansr's generator
-    (``2·blocks + 3``), an upper bound when some run side by side.
+    1 at LR resolution, 1/scale at HR, 2 after a stride of 2 below LR; read
+    from one forward pass of a small probe.
     """
-    return sum(
-        (layer.kernel_size[0] - 1) // 2 * layer.dilation_rate[0]
-        for layer in model.layers
-        if isinstance(layer, keras.layers.Conv2D)
-    )
+    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D | BilinearUpsample)]
+    if not layers:
+        return []
+    probe = keras.Model(model.inputs, [t for layer in layers for t in (layer.input, layer.output)])
+    inputs = [np.zeros((1, PROBE_SIZE, PROBE_SIZE, 3), np.float32),
+              *(np.zeros((1,), np.int32) for _ in model.inputs[1:])]  # + style index
+    heights = [int(t.shape[1]) for t in probe(inputs)]
+    return [(layer, PROBE_SIZE / heights[2 * i], PROBE_SIZE / heights[2 * i + 1])
+            for i, layer in enumerate(layers)]
+
+
+def receptive_radius(model: keras.Model) -> int:
+    """LR pixels of context one output pixel can depend on: the layers' radii summed.
+
+    A k×k convolution reaches (k − 1)/2 of its input pixels, a bilinear
+    upsampling one. Exact for a chain like gansr's generator (``2·blocks + 3``
+    without styles), an upper bound when some layers run side by side.
+    """
+    radius = 0.0
+    for layer, input_pixel, _ in pixel_sizes(model):
+        if isinstance(layer, keras.layers.Conv2D):
+            radius += (layer.kernel_size[0] - 1) // 2 * layer.dilation_rate[0] * input_pixel
+        else:  # bilinear interpolation reads one neighbour on each side
+            radius += input_pixel
+    return math.ceil(radius)
 
 
 def bytes_per_lr_pixel(model: keras.Model) -> int:
     """Estimated peak activation memory of a forward pass, per LR input pixel."""
     scale = model_scale(model)
-    # The HR output holds 3·scale² values per LR pixel, so it counts as a layer that wide.
+    # The HR output holds 3·scale² values per LR pixel, so it counts as a layer that wide;
+    # a convolution's width counts once per pixel of its output (scale² times at HR).
     widest = max([3 * scale * scale] + [
-        layer.filters for layer in model.layers if isinstance(layer, keras.layers.Conv2D)
+        math.ceil(layer.filters / output_pixel**2) for layer, _, output_pixel in pixel_sizes(model)
+        if isinstance(layer, keras.layers.Conv2D)
     ])
     return FLOAT32_BYTES * LIVE_TENSORS * widest
+
+
+def texture_period(model: keras.Model) -> int:
+    """LR pixels after which a style generator's tiled style texture repeats; 1 without one."""
+    for layer in model.layers:
+        if isinstance(layer, StyleExemplars):
+            return layer.period // model_scale(model)
+    return 1
 
 
 def memory_budget() -> int:
@@ -142,22 +174,25 @@ class Upscaler:
     stay seamless.
     """
 
-    def __init__(self, model: keras.Model, tile: int | None = None, overlap: int = DEFAULT_OVERLAP,
+    def __init__(self, model: keras.Model, tile: int | None = None, overlap: int | None = None,
                  style: int = 0) -> None:
         if tile is not None and tile <= 0:
             raise ConfigError(f"tile must be > 0 LR pixels, got {tile}")
-        if overlap < 0:
+        if overlap is not None and overlap < 0:
             raise ConfigError(f"overlap must be >= 0 LR pixels, got {overlap}")
         self.styles = len(style_names(model))
         self.style = self._checked_style(style)
         radius = receptive_radius(model)
+        overlap = max(DEFAULT_OVERLAP, radius) if overlap is None else overlap
         if overlap < radius:
             log.warning("overlap %d is below the generator's receptive radius %d: tile seams may show",
                         overlap, radius)
         self.model = model
         self.scale = model_scale(model)
         self.overlap = overlap
-        self.tile = tile or auto_tile(model, overlap)
+        self.align = texture_period(model)
+        tile = tile or auto_tile(model, overlap)
+        self.tile = -(-tile // self.align) * self.align  # windows start where the style texture repeats
         styled = len(model.inputs) > 1
 
         def forward(lr: tf.Tensor, style_index: tf.Tensor) -> tf.Tensor:
@@ -178,15 +213,14 @@ class Upscaler:
         """H×W×3 uint8 → (s·H)×(s·W)×3 uint8, in ``style`` (default: the one given at construction)."""
         style_index = tf.constant(self.style if style is None else self._checked_style(style), tf.int32)
         height, width = image.shape[:2]
-        rows = _axis_windows(height, self.tile, self.overlap)
-        cols = _axis_windows(width, self.tile, self.overlap)
+        rows = _axis_windows(height, self.tile, self.overlap, self.align)
+        cols = _axis_windows(width, self.tile, self.overlap, self.align)
         if len(rows) == len(cols) == 1:
             return self._run(image[None], style_index)[0]
-        window_h, window_w = (min(length, self.tile + 2 * self.overlap) for length in (height, width))
         s = self.scale
         sr = np.empty((height * s, width * s, 3), np.uint8)
-        for (y0, y1, wy), (x0, x1, wx) in itertools.product(rows, cols):
-            out = self._run(image[None, wy : wy + window_h, wx : wx + window_w], style_index)[0]
+        for (y0, y1, wy, wy1), (x0, x1, wx, wx1) in itertools.product(rows, cols):
+            out = self._run(image[None, wy:wy1, wx:wx1], style_index)[0]
             core = out[(y0 - wy) * s : (y1 - wy) * s, (x0 - wx) * s : (x1 - wx) * s]
             sr[y0 * s : y1 * s, x0 * s : x1 * s] = core
         return sr
@@ -213,18 +247,27 @@ def _quantise(sr: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(tf.cast(sr, tf.float64) * 255.0), 0.0, 255.0), tf.uint8)
 
 
-def _axis_windows(length: int, tile: int, overlap: int) -> list[tuple[int, int, int]]:
-    """(core start, core end, window start) along one axis, every window ``tile + 2·overlap`` long.
+def _axis_windows(length: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int, int, int]]:
+    """(core start, core end, window start, window end) along one axis.
 
-    A window is clamped inside the image instead of cut at its edge, so the
-    windows keep one shape and a core near the edge gets more context, not less.
-    A length that fits one window is one core: splitting it would only repeat work.
+    With ``align`` 1, every window is ``tile + 2·overlap`` long: a window is
+    clamped inside the image instead of cut at its edge, so the windows keep
+    one shape and a core near the edge gets more context, not less. With a
+    larger ``align`` (a style texture's period, ``tile`` a multiple of it),
+    each window starts at a multiple of ``align`` instead, at least
+    ``overlap`` before its core, so the texture lines up across windows; the
+    last one ends at the image's edge. A length that fits one window is one
+    core: splitting it would only repeat work.
     """
     window = tile + 2 * overlap
     if length <= window:
-        return [(0, length, 0)]
-    return [
-        (start, min(start + tile, length), min(max(start - overlap, 0), length - window))
-        for start in range(0, length, tile)
-    ]
-
+        return [(0, length, 0, length)]
+    windows = []
+    for start in range(0, length, tile):
+        end = min(start + tile, length)
+        if align == 1:
+            first = min(max(start - overlap, 0), length - window)
+            windows.append((start, end, first, first + window))
+        else:
+            windows.append((start, end, max(start - overlap, 0) // align * align, min(end + overlap, length)))
+    return windows

@@ -25,6 +25,24 @@ def perceptual_loss(sr_features: list[tf.Tensor], hr_features: list[tf.Tensor]) 
     )
 
 
+def coarse_luminance_loss(styled: tf.Tensor, reference: tf.Tensor, scale: int) -> tf.Tensor:
+    """Mean |Y(styled) − Y(reference)| after averaging over ``scale``×``scale`` blocks.
+
+    Keeps a styled image's light and shade where the LR input has them, so
+    its content stays readable, while leaving texture finer than an LR pixel
+    and colour (chroma) free for the style: luminance-only transfer in the
+    spirit of Gatys et al. (2017, "Controlling perceptual factors in neural
+    style transfer"). Y uses BT.601 weights, as the SR metrics do.
+    """
+    weights = tf.constant([0.299, 0.587, 0.114])
+
+    def coarse_luma(image: tf.Tensor) -> tf.Tensor:
+        luma = tf.reduce_sum(tf.cast(image, tf.float32) * weights, axis=-1, keepdims=True)
+        return tf.nn.avg_pool2d(luma, scale, scale, "VALID")
+
+    return tf.reduce_mean(tf.abs(coarse_luma(styled) - coarse_luma(reference)))
+
+
 def gram_matrix(features: tf.Tensor) -> tf.Tensor:
     """G_ij = Σ_xy F_xyi F_xyj / (H·W): channel co-activations (Gatys et al. 2016)."""
     height_width = tf.cast(tf.shape(features)[1] * tf.shape(features)[2], tf.float32)
@@ -32,10 +50,19 @@ def gram_matrix(features: tf.Tensor) -> tf.Tensor:
 
 
 def gram_style_loss(sr_features: list[tf.Tensor], style_grams: list[tf.Tensor]) -> tf.Tensor:
-    """L_style: mean squared distance between Gram matrices of G(x) and the style image."""
-    return tf.add_n(
-        [tf.reduce_mean(tf.square(gram_matrix(f) - g)) for f, g in zip(sr_features, style_grams)]
-    ) / len(sr_features)
+    """L_style: distance between the Gram matrices G of G(x) and A of the style image.
+
+    Per layer log(1 + ‖G − A‖²_F / ‖A‖²_F), averaged over layers and images:
+    Gatys et al.'s (2016) squared Gram distance, relative to the target so
+    layers of any width weigh alike, on a log scale so that a style whose
+    statistics lie far from a photo's (a low-contrast grey texture, 100×
+    off) does not drown out one that lies near (a colour palette, 0.5×).
+    """
+    per_layer = []
+    for features, target in zip(sr_features, style_grams):
+        squared = tf.reduce_sum(tf.square(gram_matrix(features) - target), axis=[-2, -1])
+        per_layer.append(tf.reduce_mean(tf.math.log1p(squared / tf.reduce_sum(tf.square(target), axis=[-2, -1]))))
+    return tf.add_n(per_layer) / len(per_layer)
 
 
 def discriminator_loss(real_logits: tf.Tensor, fake_logits: tf.Tensor,

@@ -128,6 +128,8 @@ def _run_note(summary: dict[str, Any]) -> str:
 
 
 VARIANTS = ("psnr", "gan")
+# The style score's headline figures (gansr.style_score.style_report), logged and registered.
+STYLE_HEADLINE = ("own_style_rate", "mean_moved", "min_content_ssim")
 EXPORTED_VARIANTS = (*VARIANTS, "style")
 MAIN_VARIANT = "gan"  # models/export/generator.keras and the registered model tracking.registered_model
 
@@ -140,8 +142,7 @@ def evaluate(params: Params, layout: Layout) -> None:
     test_pairs = load_pairs(read_manifest(layout.validated), layout.validated, "test")
     summary = _evaluate_variants(params, layout, test_pairs)
     style_summary = _evaluate_styles(params, layout, test_pairs)
-    log.info("evaluate:\n%s\nstyle: Gram distance to the style image, styled vs unstyled: %s",
-             format_eval_table(summary), format_style_scores(style_summary))
+    log.info("evaluate:\n%s\nstyle: %s", format_eval_table(summary), format_style_scores(style_summary))
 
 
 def _evaluate_variants(params: Params, layout: Layout, test_pairs: list) -> dict[str, Any]:
@@ -188,9 +189,14 @@ def _evaluate_styles(params: Params, layout: Layout, test_pairs: list) -> dict[s
                              layout.plots)
     with tracking.start_run(layout.root, params.tracking.experiment, run_name="style",
                             resume_run_id=_run_id(layout.style)):
-        mlflow.log_metrics({f"test/{name}_gram_reduction": v["reduction"]
-                            for name, v in scores.items() if isinstance(v, dict)})
-        mlflow.log_metric("test/mean_gram_reduction", scores["mean_reduction"])
+        mlflow.log_metrics({f"test/{name}_{key}": value for name, entry in scores["styles"].items()
+                            for key, value in entry.items()})
+        mlflow.log_metrics({f"test/{key}": scores[key] for key in STYLE_HEADLINE})
+        mlflow.log_metrics({f"test/control_{control}_{key}": value
+                            for control, entry in scores["controls"].items() for key, value in entry.items()})
+        mlflow.log_metrics({f"test/{name}_training_gram_reduction": value
+                            for name, value in scores["training_gram_reduction"].items()})
+        mlflow.log_artifact(str(layout.metrics / "style.json"), "evaluation")
         mlflow.log_artifact(str(layout.plots / "styles.png"), "evaluation")
     return scores
 
@@ -228,7 +234,7 @@ def _register(params: Params, layout: Layout, variant: str, model: Any) -> dict[
     if variant == "style":
         # Style 0 is the GAN generator bit for bit, so it shares the GAN's image scores.
         style_scores = json.loads((layout.metrics / "style.json").read_text())
-        metrics = {**scores[MAIN_VARIANT], "mean_gram_reduction": style_scores["mean_reduction"]}
+        metrics = {**scores[MAIN_VARIANT], **{key: style_scores[key] for key in STYLE_HEADLINE}}
     else:
         metrics = scores[variant]
     name = params.tracking.registered_model
@@ -240,19 +246,23 @@ def _register(params: Params, layout: Layout, variant: str, model: Any) -> dict[
 def format_eval_table(summary: dict[str, Any]) -> str:
     """The evaluation summary as a small aligned text table."""
     methods = [m for m in ("bicubic", *VARIANTS) if m in summary]
-    lines = [f"{'method':<10} {'Y-PSNR (dB)':>12} {'SSIM':>8} {'gain (dB)':>10} {'detail':>7}"]
+    lines = [f"{'method':<10} {'Y-PSNR (dB)':>12} {'SSIM':>8} {'gain (dB)':>10} {'detail':>7} {'grid':>6}"]
     for method in methods:
         entry = summary[method]
         gain = f"{entry['gain_db']:+.2f}" if "gain_db" in entry else ""
         detail = f"{entry['detail']:.2f}" if "detail" in entry else ""
-        lines.append(f"{method:<10} {entry['y_psnr']:>12.2f} {entry['ssim']:>8.4f} {gain:>10} {detail:>7}")
+        grid = f"{entry['grid']:.3f}" if "grid" in entry else ""
+        lines.append(f"{method:<10} {entry['y_psnr']:>12.2f} {entry['ssim']:>8.4f} {gain:>10} {detail:>7} {grid:>6}")
     return "\n".join(lines)
 
 
 def format_style_scores(scores: dict[str, Any]) -> str:
-    """Per-style reduction of the Gram distance, as one line."""
-    per_style = [f"{name} −{v['reduction']:.0%}" for name, v in scores.items() if isinstance(v, dict)]
-    return f"{', '.join(per_style)} (mean −{scores['mean_reduction']:.0%})"
+    """The independent style score in one line, with its positive and negative control."""
+    controls = scores["controls"]
+    return (f"moved most towards its own style in {scores['own_style_rate']:.0%} of (image, style) pairs "
+            f"(blend control {controls['positive_blend']['own_style_rate']:.0%}, unstyled control "
+            f"{controls['negative_unstyled']['own_style_rate']:.0%}); moved {scores['mean_moved']:.0%} of the way "
+            f"on average; content SSIM at LR scale >= {scores['min_content_ssim']:.2f}")
 
 
 def _run_id(variant_dir: Path) -> str:

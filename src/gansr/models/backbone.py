@@ -5,9 +5,12 @@ Ledig et al. 2017); the same VGG19 layers serve both losses. Its weights come
 from a hub, so offline the backbone falls back to two fixed random-filter
 CNNs, one per loss, because random filters do each job only when built for it:
 
-- texture (Gram style loss): dense stride-1/2/4 ReLU features, which carry
-  the local texture statistics that Gram matrices compare (He et al. 2016,
-  "Powerful and efficient texture synthesis with random shallow networks");
+- texture (Gram style loss): one layer of random 5×5 ReLU filters on each
+  level of an image pyramid (strides 1, 2, 4, 8), so the filters see from 5
+  to 40 pixels: a brick or a stone, not only a grain. Single-layer random
+  networks with multi-scale filters match VGG's texture statistics
+  (Ustyuzhaninov et al., ICLR 2017; He et al. 2016), and the pyramid makes
+  wide filters cheap;
 - content (perceptual loss): features that, like deep pretrained ones, charge
   a one-pixel misalignment of sharp detail no more than a blur, so the loss
   leaves the generator free to draw detail it cannot place exactly. A plain
@@ -16,6 +19,9 @@ CNNs, one per loss, because random filters do each job only when built for it:
   pixel loss's job) and smoothed by a binomial (so checkerboard-like patterns
   at the Nyquist frequency earn nothing), stages are joined by max pooling
   (which forgives small shifts), and the taps are at strides 2, 4 and 8.
+
+Either way the texture features end with the pixels' colours and a constant
+channel, whose Gram matrix holds the mean and covariance of the palette.
 
 The switch is never silent: it is logged as a warning and reported to MLflow.
 """
@@ -40,7 +46,9 @@ VGG19_LAYERS = ("block2_conv2", "block3_conv4", "block4_conv4")
 # VGG19 was trained on caffe-style inputs: BGR in [0, 255] minus this mean.
 VGG19_BGR_MEAN = (103.939, 116.779, 123.68)
 RANDOM_FILTER_SEED = 1234
-RANDOM_TEXTURE_CHANNELS = (32, 64, 128)
+RANDOM_TEXTURE_CHANNELS = 64  # per pyramid level
+RANDOM_TEXTURE_KERNEL = 5
+RANDOM_TEXTURE_LEVELS = 4  # pyramid levels at strides 1, 2, 4, 8: filters span 5 to 40 pixels
 RANDOM_CONTENT_CHANNELS = (16, 32, 64, 128)  # the first stage is not tapped
 
 Features = list[tf.Tensor]
@@ -61,14 +69,14 @@ class Backbone:
         return self._features(self.content_taps, images)
 
     def texture(self, images: tf.Tensor) -> Features:
-        """Features whose Gram matrices the style loss compares."""
-        return self._features(self.texture_taps, images)
+        """Features whose Gram matrices the style loss compares: texture taps, then colours."""
+        return [*self._features(self.texture_taps, images), colour_features(images)]
 
     def content_and_texture(self, images: tf.Tensor) -> tuple[Features, Features]:
         """Both feature lists, in one pass when one network serves both (VGG19)."""
         if self.content_taps is self.texture_taps:
             features = self.content(images)
-            return features, features
+            return features, [*features, colour_features(images)]
         return self.content(images), self.texture(images)
 
     def _features(self, taps: keras.Model, images: tf.Tensor) -> Features:
@@ -76,6 +84,12 @@ class Backbone:
         if self.kind == "vgg19":
             images = images[..., ::-1] * 255.0 - tf.constant(VGG19_BGR_MEAN)
         return [tf.cast(f, tf.float32) for f in taps(images, training=False)]
+
+
+def colour_features(images: tf.Tensor) -> tf.Tensor:
+    """RGB centred on zero and a constant 1: their Gram matrix is the palette's mean and covariance."""
+    rgb = tf.cast(images, tf.float32) * 2.0 - 1.0
+    return tf.concat([rgb, tf.ones_like(rgb[..., :1])], axis=-1)
 
 
 def keras_cached_vgg19() -> Path:
@@ -119,19 +133,18 @@ def random_backbone() -> Backbone:
 
 
 def random_texture_cnn() -> keras.Model:
-    """A random ReLU CNN with taps at strides 1, 2 and 4 (average pooling between them)."""
+    """One layer of random ReLU filters on each level of an average-pooled image pyramid."""
     image = keras.Input(shape=(None, None, 3))
     x = keras.layers.Rescaling(2.0, offset=-1.0)(image)  # centre inputs on zero
     features = []
-    for i, channels in enumerate(RANDOM_TEXTURE_CHANNELS):
-        if i:
+    for level in range(RANDOM_TEXTURE_LEVELS):
+        if level:
             x = keras.layers.AveragePooling2D(2)(x)
-        x = keras.layers.Conv2D(
-            channels, 3, padding="same", activation="relu",
-            kernel_initializer=keras.initializers.HeNormal(seed=RANDOM_FILTER_SEED + i),
-            name=f"texture_conv{i}",
-        )(x)
-        features.append(x)
+        features.append(keras.layers.Conv2D(
+            RANDOM_TEXTURE_CHANNELS, RANDOM_TEXTURE_KERNEL, padding="same", activation="relu",
+            kernel_initializer=keras.initializers.HeNormal(seed=RANDOM_FILTER_SEED + level),
+            name=f"texture_level{level}",
+        )(x))
     return keras.Model(image, features, name="random_texture_features")
 
 

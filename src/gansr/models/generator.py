@@ -6,10 +6,15 @@ sub-pixel shuffle turns into the HR residual (ESPCN, Shi et al. 2016), and a
 global bicubic skip adds the interpolated input, so the network only learns
 the detail bicubic misses. Fully convolutional: any input size.
 
+The sub-pixel kernels are kept at equal gain
+(:class:`~gansr.models.layers.EqualSubpixelGain`), so flat regions come out
+flat, without the checkerboard grid sub-pixel upsampling is known for.
+
 With ``style_names``, the generator takes a second input, a style index per
-image (0 = none, i = ``style_names[i - 1]``), which modulates every residual
-block and the trunk output (:class:`~gansr.models.layers.StyleModulation`).
-Layer names are shared with the plain generator so its weights carry over.
+image (0 = none, i = ``style_names[i - 1]``), and a style branch
+(:mod:`gansr.models.style_branch`) redraws the HR output in that style;
+style 0 returns the super-resolved image untouched. Layer names are shared
+with the plain generator so its weights carry over.
 """
 
 from __future__ import annotations
@@ -17,7 +22,8 @@ from __future__ import annotations
 import keras
 
 from gansr.errors import ConfigError
-from gansr.models.layers import BicubicUpsample, DepthToSpace, StyleModulation
+from gansr.models.layers import BicubicUpsample, DepthToSpace, EqualSubpixelGain, StyleSwitch
+from gansr.models.style_branch import style_branch
 
 # Residual scaling keeps activations bounded in deep no-BN trunks (EDSR §3.2).
 RESIDUAL_SCALE = 0.2
@@ -32,36 +38,36 @@ def residual_block(x: keras.KerasTensor, channels: int, name: str) -> keras.Kera
 
 
 def build_generator(scale: int, channels: int, blocks: int, name: str = "generator",
-                    style_names: tuple[str, ...] = ()) -> keras.Model:
+                    style_names: tuple[str, ...] = (), style_channels: int = 64,
+                    style_blocks: int = 3, exemplar_size: int = 256) -> keras.Model:
     """Build the generator for ``scale`` ∈ {2, 3, 4}; input (None, None, 3) [+ style index]."""
     lr = keras.Input(shape=(None, None, 3), name="lr")
-    style = keras.Input(shape=(), dtype="int32", name="style") if style_names else None
-
-    def modulate(x: keras.KerasTensor, where: str) -> keras.KerasTensor:
-        if style is None:
-            return x
-        return StyleModulation(list(style_names), name=f"{where}_style")([x, style])
-
     head = keras.layers.Conv2D(channels, 3, padding="same", name="head")(lr)
     x = head
     for i in range(blocks):
-        x = modulate(residual_block(x, channels, name=f"block{i}"), f"block{i}")
+        x = residual_block(x, channels, name=f"block{i}")
     x = keras.layers.Conv2D(channels, 3, padding="same", name="trunk_out")(x)
-    x = modulate(keras.layers.Add(name="trunk_skip")([head, x]), "trunk")
+    x = keras.layers.Add(name="trunk_skip")([head, x])
     # Zero-initialised so training starts from exactly bicubic.
     x = keras.layers.Conv2D(
-        3 * scale * scale, 3, padding="same", kernel_initializer="zeros", name="to_subpixels", dtype="float32"
+        3 * scale * scale, 3, padding="same", kernel_initializer="zeros", name="to_subpixels",
+        kernel_constraint=EqualSubpixelGain(scale), bias_constraint=EqualSubpixelGain(scale), dtype="float32",
     )(x)
     residual = DepthToSpace(scale, name="subpixel", dtype="float32")(x)
     bicubic = BicubicUpsample(scale, name="bicubic", dtype="float32")(lr)
     sr = keras.layers.Add(name="sr", dtype="float32")([bicubic, residual])
-    return keras.Model([lr, style] if style is not None else lr, sr, name=name)
+    if not style_names:
+        return keras.Model(lr, sr, name=name)
+    style = keras.Input(shape=(), dtype="int32", name="style")
+    styled = style_branch(sr, style, len(style_names), scale, style_channels, style_blocks, exemplar_size)
+    out = StyleSwitch(list(style_names), name="style_or_sr", dtype="float32")([sr, styled, style])
+    return keras.Model([lr, style], out, name=name)
 
 
 def style_names(generator: keras.Model) -> list[str]:
     """The styles a generator knows (index 1, 2, …), or [] for a plain generator."""
     for layer in generator.layers:
-        if isinstance(layer, StyleModulation):
+        if isinstance(layer, StyleSwitch):
             return layer.names
     return []
 

@@ -43,11 +43,11 @@ from gansr.data.styles import load_styles, style_grams
 from gansr.models.backbone import build_backbone
 from gansr.models.discriminator import build_discriminator
 from gansr.models.generator import build_generator, copy_shared_weights
-from gansr.models.layers import StyleModulation
+from gansr.models.style_branch import exemplar_size, freeze_all_but_style, set_exemplars
 from gansr.training.distribute import Distribution, start_distribution
 from gansr.training.loop import LoopSettings, StepFn, run_loop
 from gansr.training.precision import apply_precision, float32_policy, make_optimizer
-from gansr.training.steps import GanWeights, make_gan_step, make_pretrain_step, make_style_step
+from gansr.training.steps import GanWeights, StyleWeights, make_gan_step, make_pretrain_step, make_style_step
 
 log = logging.getLogger(__name__)
 
@@ -124,10 +124,10 @@ def train_gan(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, ch
 
 def train_style(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, checkpoints: Path,
                 root: Path) -> dict[str, Any]:
-    """Learn one modulation per style image on top of the GAN generator; save to ``out_dir``.
+    """Train the style branch on top of the GAN generator, jointly over the styles; save to ``out_dir``.
 
-    Only the style modulation parameters train: the super-resolution trunk is
-    frozen, so style 0 of the result reproduces the GAN generator exactly.
+    Only the style branch trains: the super-resolution generator is frozen,
+    so style 0 of the result reproduces the GAN generator exactly.
     """
     train, style = params.train, params.style
     distribution = start_distribution(train.distribute)
@@ -140,8 +140,8 @@ def train_style(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, 
     with distribution.strategy.scope():
         generator = _generator(params, style_names=names)
         copy_shared_weights(base, generator)
-        for layer in generator.layers:
-            layer.trainable = isinstance(layer, StyleModulation)
+        set_exemplars(generator, [s.image for s in styles])
+        freeze_all_but_style(generator)
         with float32_policy():
             ema = _generator(params, name="generator_ema", style_names=names)
         ema.set_weights(generator.get_weights())
@@ -149,8 +149,9 @@ def train_style(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, 
         grams = style_grams(backbone, styles)
         optimizer = make_optimizer(style.lr, policy)
         optimizer.build(generator.trainable_variables)
-    step = make_style_step(generator, ema, optimizer, backbone, grams, style.content_weight,
-                           style.style_weight, train.ema_decay, distribution.strategy)
+    weights = StyleWeights(style.content_weight, style.luminance_weight, style.style_weight)
+    step = make_style_step(generator, ema, optimizer, backbone, grams, weights, params.scale, train.ema_decay,
+                           distribution.strategy)
     state = {"generator": generator, "ema": ema, "optimizer": optimizer}
     key = _checkpoint_key("style", params.seed, params.scale, params.model, train, params.loss, style,
                           distribution.replicas, pairs_dir / "manifest.parquet", init_dir / GENERATOR_FILE)
@@ -163,7 +164,9 @@ def train_style(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, 
 
 def _generator(params: Params, name: str = "generator", style_names: tuple[str, ...] = ()) -> keras.Model:
     return build_generator(params.scale, params.model.channels, params.model.blocks, name=name,
-                           style_names=style_names)
+                           style_names=style_names, style_channels=params.style.channels,
+                           style_blocks=params.style.blocks,
+                           exemplar_size=exemplar_size(params.style.image_size, params.scale))
 
 
 def _run_phase(phase: str, params: Params, distribution: Distribution, manifest: pd.DataFrame,

@@ -169,29 +169,52 @@ def make_gan_step(generator: keras.Model, ema: keras.Model, discriminator: keras
     return distributed_step(strategy, compute, apply, _ema_update(ema, generator, g_optimizer, ema_decay))
 
 
-def make_style_step(generator: keras.Model, ema: keras.Model, optimizer: keras.optimizers.Optimizer,
-                    backbone: Backbone, style_grams: list[tf.Tensor], content_weight: float,
-                    style_weight: float, ema_decay: float, strategy: tf.distribute.Strategy | None = None) -> Step:
-    """One step of style fine-tuning: each image in the batch gets a random style 1..N.
+@dataclass(frozen=True)
+class StyleWeights:
+    """Weights of the style phase's loss terms."""
 
-    L = content_weight · L_content(G(x, s), x_HR) + style_weight · L_style(G(x, s), style s),
-    with ``style_grams[layer][s - 1]`` the Gram matrices of style image s.
+    content: float
+    luminance: float
+    style: float
+
+
+def make_style_step(generator: keras.Model, ema: keras.Model, optimizer: keras.optimizers.Optimizer,
+                    backbone: Backbone, style_grams: list[tf.Tensor], weights: StyleWeights, scale: int,
+                    ema_decay: float, strategy: tf.distribute.Strategy | None = None) -> Step:
+    """One step of style training: each image in the batch gets a random style 1..N.
+
+    L = w_content · L_content(G(x, s), G(x, 0)) + w_luminance · L_luminance(G(x, s), G(x, 0))
+        + w_style · (L_texture + L_colour),
+    Gram losses against style s over the backbone's texture features and over
+    its colour features (the last of them), each term averaged over its layers
+    so the palette weighs as much as the texture. ``style_grams[layer][s - 1]``
+    holds the Gram matrices of style image s. The content targets are the
+    unstyled super-resolved image (the branch's input): its features, and its
+    luminance at LR scale (:func:`~gansr.losses.coarse_luminance_loss`).
     """
     strategy = strategy or tf.distribute.get_strategy()
     num_styles = int(style_grams[0].shape[0])
+    # The super-resolved and the styled image from one forward pass.
+    both = keras.Model(generator.inputs, [generator.get_layer("sr").output,
+                                          generator.get_layer("style_image").output])
 
     def compute(lr: tf.Tensor, hr: tf.Tensor) -> tuple[Losses, list[tf.Tensor]]:
         style = tf.random.uniform([tf.shape(lr)[0]], 1, num_styles + 1, dtype=tf.int32)
         with tf.GradientTape() as tape:
-            sr = generator([lr, style], training=True)
-            content_features, texture_features = backbone.content_and_texture(sr)
-            content = replica_share(losses.perceptual_loss(content_features, backbone.content(hr)))
+            sr, styled = both([lr, style], training=True)
+            content_features, texture_features = backbone.content_and_texture(styled)
+            sr = tf.stop_gradient(sr)
+            content = replica_share(losses.perceptual_loss(content_features, backbone.content(sr)))
+            luminance = replica_share(losses.coarse_luminance_loss(styled, sr, scale))
             targets = [tf.gather(grams, style - 1) for grams in style_grams]
-            style_loss = replica_share(losses.gram_style_loss(texture_features, targets))
-            total = content_weight * content + style_weight * style_loss
+            texture = replica_share(losses.gram_style_loss(texture_features[:-1], targets[:-1]))
+            colour = replica_share(losses.gram_style_loss(texture_features[-1:], targets[-1:]))
+            total = (weights.content * content + weights.luminance * luminance
+                     + weights.style * (texture + colour))
             scaled = optimizer.scale_loss(total)
         grads = tape.gradient(scaled, generator.trainable_variables)
-        return ({"total": total, "content": content, "style": style_loss},
+        return ({"total": total, "content": content, "luminance": luminance, "texture": texture,
+                 "colour": colour},
                 agree_on_finite_gradients(optimizer, grads))
 
     return distributed_step(strategy, compute, _apply(optimizer, generator),
