@@ -562,3 +562,8 @@ def test_train_style_learns_styles_without_touching_super_resolution(
     assert np.abs(styled([lr, np.ones(2, np.int32)]).numpy() - none).max() > 1e-4  # styles learned
     history = MlflowClient(tracking_uri=mlflow_uri).get_metric_history(summary["run_id"], "style/texture")
     assert len(history) == 6
+    # The same seed gives the same style generator: the styles each step draws are part of the seed.
+    again = tmp_path / "again"
+    phases.train_style(tiny_params(), pairs_dir, psnr_run["out"], again, tmp_path / "checkpoints", tmp_path)
+    for first, second in zip(styled.get_weights(), load_generator(again / "generator.keras").get_weights()):
+        np.testing.assert_array_equal(first, second)

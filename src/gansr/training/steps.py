@@ -199,7 +199,11 @@ def make_style_step(generator: keras.Model, ema: keras.Model, optimizer: keras.o
                                           generator.get_layer("style_image").output])
 
     def compute(lr: tf.Tensor, hr: tf.Tensor) -> tuple[Losses, list[tf.Tensor]]:
-        style = tf.random.uniform([tf.shape(lr)[0]], 1, num_styles + 1, dtype=tf.int32)
+        # Drawn from the step number and the replica, not a random state: a rerun or a resumed run
+        # draws the same styles at the same step.
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        seed = tf.stack([tf.cast(optimizer.iterations, tf.int32), tf.cast(replica, tf.int32)])
+        style = tf.random.stateless_uniform([tf.shape(lr)[0]], seed, 1, num_styles + 1, dtype=tf.int32)
         with tf.GradientTape() as tape:
             sr, styled = both([lr, style], training=True)
             content_features, texture_features = backbone.content_and_texture(styled)
