@@ -13,7 +13,9 @@ a wide-kernel convolution at HR, strided convolutions down to LR resolution
 (the total stride equals the scale, so tiles cut on LR pixels stay aligned),
 residual blocks there, bilinear upsampling followed by convolutions
 (resize-convolution, which draws no checkerboard; Odena et al. 2016), and a
-wide-kernel convolution back to RGB, added to the input image.
+wide-kernel convolution back to RGB, added to the input image. That last
+convolution also reads the image and the texture directly and starts as
+their half-and-half blend (:class:`BlendInit`).
 
 One network serves every style: each convolution is followed by a per-style
 scale and shift (:class:`~gansr.models.layers.StyleModulation`), trained
@@ -40,10 +42,9 @@ def style_branch(sr: keras.KerasTensor, style: keras.KerasTensor, styles: int, s
                  channels: int, blocks: int, exemplar_size: int) -> keras.KerasTensor:
     """The styled HR image: ``sr`` plus a residual drawn for style index ``style``.
 
-    ``exemplar_size`` is the side of the style-image crops the branch tiles.
-
     ``channels`` is the width at LR resolution; each level above it has half
     the width of the one below, so every level costs about the same.
+    ``exemplar_size`` is the side of the style-image crops the branch tiles.
     """
     strides = DOWNSAMPLING[scale]
     widths = [max(channels >> (len(strides) - level), 4) for level in range(len(strides) + 1)]
@@ -57,8 +58,7 @@ def style_branch(sr: keras.KerasTensor, style: keras.KerasTensor, styles: int, s
     texture = StyleExemplars(styles, exemplar_size, name=f"{PREFIX}exemplars")([sr, style])
     inputs = keras.layers.Concatenate(name=f"{PREFIX}inputs")([sr, texture])
     inputs = keras.layers.Rescaling(2.0, offset=-1.0, name=f"{PREFIX}centre")(inputs)
-    x = inputs
-    x = conv(x, widths[0], WIDE_KERNEL, "in")
+    x = conv(inputs, widths[0], WIDE_KERNEL, "in")
     for level, stride in enumerate(strides, start=1):
         x = conv(x, widths[level], 3, f"down{level}", strides=stride)
     for i in range(blocks):
