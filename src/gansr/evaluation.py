@@ -33,7 +33,7 @@ from gansr.inference import Upscaler, bicubic_upscale
 from gansr.losses import gram_style_loss
 from gansr.metrics import detail_ratio, periodic_artifact, y_psnr, y_ssim
 from gansr.models.backbone import Backbone
-from gansr.style_score import style_report
+from gansr.style_score import HEADLINE, style_report
 
 BASELINE = "bicubic"
 QUALITY_KEYS = ("y_psnr", "ssim", "detail", "grid")
@@ -254,7 +254,7 @@ def style_controls(unstyled: list[np.ndarray], pairs: list[ImagePair],
 
 
 def _headline(report: dict) -> dict:
-    return {key: report[key] for key in ("own_style_rate", "mean_moved", "min_content_ssim")}
+    return {key: report[key] for key in HEADLINE}
 
 
 def training_gram_reduction(outputs: dict[str, list[np.ndarray]], styles: list[StyleImage],
@@ -265,12 +265,14 @@ def training_gram_reduction(outputs: dict[str, list[np.ndarray]], styles: list[S
     converged, not that a style is recognisable: that is :func:`style_report`'s job.
     """
     grams = style_grams(backbone, styles)
+    unstyled = [texture_features(backbone, image) for image in outputs["none"]]  # compared with every style
 
-    def distance(images: list[np.ndarray], index: int) -> float:
+    def distance(features: list[list[tf.Tensor]], index: int) -> float:
         target = [g[index : index + 1] for g in grams]
-        return float(np.mean([gram_style_loss(texture_features(backbone, image), target) for image in images]))
+        return float(np.mean([gram_style_loss(f, target) for f in features]))
 
-    return {s.name: round(1 - distance(outputs[s.name], i) / distance(outputs["none"], i), 4)
+    return {s.name: round(1 - distance([texture_features(backbone, image) for image in outputs[s.name]], i)
+                          / distance(unstyled, i), 4)
             for i, s in enumerate(styles)}
 
 

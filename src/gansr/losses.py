@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 import tensorflow as tf
 
+from gansr.metrics import Y_WEIGHTS
+
 BatchMean = Callable[[tf.Tensor], tf.Tensor]
 
 
@@ -32,9 +34,9 @@ def coarse_luminance_loss(styled: tf.Tensor, reference: tf.Tensor, scale: int) -
     its content stays readable, while leaving texture finer than an LR pixel
     and colour (chroma) free for the style: luminance-only transfer in the
     spirit of Gatys et al. (2017, "Controlling perceptual factors in neural
-    style transfer"). Y uses BT.601 weights, as the SR metrics do.
+    style transfer"). Y uses the BT.601 weights of the SR metrics, without their offset and range.
     """
-    weights = tf.constant([0.299, 0.587, 0.114])
+    weights = tf.constant(Y_WEIGHTS / Y_WEIGHTS.sum(), tf.float32)  # 0.299, 0.587, 0.114
 
     def coarse_luma(image: tf.Tensor) -> tf.Tensor:
         luma = tf.reduce_sum(tf.cast(image, tf.float32) * weights, axis=-1, keepdims=True)

@@ -36,6 +36,8 @@ GABOR_PAD = int(np.ceil(3 * GABOR_SIGMA * max(GABOR_WAVELENGTHS)))  # reflect pa
 CONTRAST_BLOCK = 8
 # Block std of Y ([16, 235]): one bin for flat blocks (< 0.5), then 15 log-spaced bins up to 128.
 CONTRAST_EDGES = np.concatenate(([0.0], np.geomspace(0.5, 128.0, 16)))
+# The report's summary figures: logged to MLflow, tagged on registered versions, shown for the controls.
+HEADLINE = ("own_style_rate", "mean_moved", "min_content_ssim")
 
 
 @dataclass(frozen=True)
