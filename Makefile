@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run test ui lock clean
+.PHONY: install run test ui shell lock clean
 
 install: $(STAMP)
 
@@ -25,6 +25,11 @@ run: install
 
 test: install
 	python -m pytest
+
+# A shell with .venv active, for dvc, gansr and mlflow commands (exit to leave).
+shell: install
+	@echo "gansr: .venv is active in this shell; type exit to leave"
+	@VIRTUAL_ENV="$(CURDIR)/$(VENV)" exec "$${SHELL:-/bin/sh}" -i
 
 ui: install
 	mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port 5000

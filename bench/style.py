@@ -4,9 +4,9 @@
 
 Training, in interleaved rounds (median round reported, as in
 bench/train_throughput.py): images/s of the style step (the frozen GAN
-generator, the style branch, content and Gram style losses) next to the GAN
-step (generator, discriminator, pixel + perceptual + adversarial losses),
-both with the sizes, batch and precision of params.yaml.
+generator, the style branch, content, luminance, texture and palette
+losses) next to the GAN step (generator, discriminator, pixel + perceptual
++ adversarial losses), both with the sizes, batch and precision of params.yaml.
 
 Inference: one ``--size`` LR image (default 960×540, ×4 → 3840×2160, 4K UHD)
 upscaled by the plain generator and by the style generator in a style,
@@ -29,6 +29,7 @@ import tensorflow as tf
 from train_throughput import TrainPath, cpu_description
 
 from gansr.config import load_params
+from gansr.data.styles import PALETTE_QUANTILES, StyleTargets, palette_directions
 from gansr.inference import Upscaler
 from gansr.models.backbone import build_backbone
 from gansr.models.discriminator import build_discriminator
@@ -64,10 +65,16 @@ def training_paths(params, policy: str) -> list[TrainPath]:
     freeze_all_but_style(styled)
     styled_ema = build_generator(**build, name="styled_ema", style_names=STYLES,
                                  style_channels=params.style.channels, style_blocks=params.style.blocks)
-    grams = [tf.random.uniform((len(STYLES), f.shape[-1], f.shape[-1]))
-             for f in backbone.texture(tf.zeros((1, 32, 32, 3)))]
-    weights = StyleWeights(params.style.content_weight, params.style.luminance_weight, params.style.style_weight)
-    style = make_style_step(styled, styled_ema, make_optimizer(1e-3, policy), backbone, grams, weights, scale, 0.999)
+    # Random targets: the step's cost does not depend on their values.
+    widths = [f.shape[-1] for f in backbone.texture(tf.zeros((1, 32, 32, 3)))]
+    textures = [tf.sort(tf.random.uniform((len(STYLES), c, PALETTE_QUANTILES)), axis=-1) for c in widths]
+    directions = palette_directions()
+    palettes = tf.sort(tf.random.uniform((len(STYLES), directions.shape[1], PALETTE_QUANTILES)), axis=-1)
+    style_cfg = params.style
+    weights = StyleWeights(style_cfg.content_weight, style_cfg.luminance_weight, style_cfg.style_weight,
+                           style_cfg.palette_weight)
+    style = make_style_step(styled, styled_ema, make_optimizer(1e-3, policy), backbone,
+                            StyleTargets(textures, palettes, directions), weights, scale, 0.999)
     paths = []
     for name, step in (("GAN step", gan), ("style step", style)):
         batches = random_crops(train.batch_size, train.patch_size, scale)

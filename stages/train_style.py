@@ -1,4 +1,4 @@
-"""DVC stage `train_style`: per-style modulations on the frozen GAN generator -> models/style/."""
+"""DVC stage `train_style`: a style branch on the frozen GAN generator -> models/style/."""
 
 from gansr.pipeline import run_stage, train_style
 

@@ -21,6 +21,7 @@ import keras
 import numpy as np
 import tensorflow as tf
 
+from gansr.data.styles import StyleTargets, palette_directions
 from gansr.models.backbone import random_backbone
 from gansr.models.discriminator import build_discriminator
 from gansr.models.generator import build_generator
@@ -137,9 +138,12 @@ def style(models: Models, strategy: tf.distribute.Strategy) -> Any:
         optimizer.build(models["generator"].trainable_variables)
         backbone = random_backbone()
     widths = [f.shape[-1] for f in backbone.texture(tf.zeros((1, 16, 16, 3)))]
-    grams = [tf.constant(rng.random((1, c, c), np.float32)) for c in widths]
-    return make_style_step(models["generator"], models["ema"], optimizer, backbone, grams,
-                           StyleWeights(1.0, 1.0, 1.0), SCALE, 0.5, strategy)
+    textures = [tf.sort(tf.constant(rng.random((1, c, 64), np.float32)), axis=-1) for c in widths]
+    directions = palette_directions()
+    palettes = tf.sort(tf.constant(rng.random((1, directions.shape[1], 64), np.float32)), axis=-1)
+    return make_style_step(models["generator"], models["ema"], optimizer, backbone,
+                           StyleTargets(textures, palettes, directions), StyleWeights(1.0, 1.0, 1.0, 1.0), SCALE,
+                           0.5, strategy)
 
 
 def float16_generator(weights: list[np.ndarray]) -> keras.Model:

@@ -236,7 +236,7 @@ def test_style_evaluation_scores_outputs_and_controls_and_shows_full_resolution_
     negative = controls["negative_unstyled"]
     assert negative["own_style_rate"] == 0.0 and negative["mean_moved"] == 0.0
     assert negative["min_content_ssim"] > 0.95 > controls["positive_blend"]["min_content_ssim"]
-    assert set(scores["training_gram_reduction"]) == {s.name for s in styles}
+    assert set(scores["training_loss_reduction"]) == {s.name for s in styles}
     with Image.open(tmp_path / "styles.png") as grid:
         # Header + 2 images, each a row of 40-pixel crops at 1:1: none + 3 styles.
         assert grid.size == (4 * 40, 3 * (40 + LABEL_HEIGHT))

@@ -14,22 +14,6 @@ def test_pixel_losses() -> None:
     assert float(losses.pixel_loss(sr, hr, "l2")) == pytest.approx(3.5)
 
 
-def test_gram_matrix_of_a_known_feature_map() -> None:
-    features = tf.constant(np.arange(8, dtype=np.float32).reshape(1, 2, 2, 2))
-    # channels: a = [0, 2, 4, 6], b = [1, 3, 5, 7]; G = F^T F / 4
-    expected = np.array([[56, 68], [68, 84]], np.float32) / 4
-    np.testing.assert_allclose(losses.gram_matrix(features)[0], expected)
-
-
-def test_style_loss_ignores_layout_but_not_texture() -> None:
-    rng = np.random.default_rng(0)
-    features = rng.random((1, 8, 8, 4)).astype(np.float32)
-    shuffled = features[:, ::-1, ::-1]  # same statistics, different layout
-    target = [losses.gram_matrix(tf.constant(features))]
-    assert float(losses.gram_style_loss([tf.constant(shuffled)], target)) == pytest.approx(0, abs=1e-6)
-    assert float(losses.gram_style_loss([tf.constant(features * 2)], target)) > 0.1
-
-
 def test_perceptual_loss_is_mean_abs_feature_distance() -> None:
     a = [tf.ones((1, 2, 2, 3)), tf.zeros((1, 1, 1, 2))]
     b = [tf.zeros((1, 2, 2, 3)), tf.ones((1, 1, 1, 2)) * 3]
@@ -65,3 +49,37 @@ def test_coarse_luminance_loss_ignores_fine_texture_and_colour_but_not_light_and
     assert float(losses.coarse_luminance_loss(textured, image, 4)) < 1e-6
     assert float(losses.coarse_luminance_loss(recoloured, image, 4)) < 1e-6
     assert float(losses.coarse_luminance_loss(brighter, image, 4)) == pytest.approx(0.1, abs=1e-5)
+
+
+def test_sliced_wasserstein_tells_a_ring_of_hues_from_a_grey_cloud_of_the_same_covariance() -> None:
+    rng = np.random.default_rng(0)
+    directions = rng.normal(size=(3, 8))
+    directions = tf.constant(directions / np.linalg.norm(directions, axis=0), tf.float32)
+    angle = rng.uniform(0, 2 * np.pi, 4096)
+    ring = np.stack([np.cos(angle), np.sin(angle), np.zeros_like(angle)], axis=-1) * 0.4 + 0.5
+    # A Gaussian cloud with the ring's mean and covariance.
+    cloud = rng.normal(size=ring.shape) * [0.4 / np.sqrt(2), 0.4 / np.sqrt(2), 0.0] + 0.5
+    target = losses.quantiles(losses.sorted_projections(tf.constant(ring[None]), directions), 256)
+    shuffled = rng.permutation(ring)  # the same colours in another layout
+    same = float(losses.sliced_wasserstein_loss(tf.constant(shuffled[None]), target, directions))
+    grey = float(losses.sliced_wasserstein_loss(tf.constant(cloud[None]), target, directions))
+    assert same < 0.005
+    assert grey > 5 * same
+
+    # ... though their means and covariances (all a Gram matrix of [rgb, 1] holds) agree.
+    np.testing.assert_allclose(cloud.mean(axis=0), ring.mean(axis=0), atol=0.01)
+    np.testing.assert_allclose(np.cov(cloud.T), np.cov(ring.T), atol=0.01)
+
+
+def test_texture_distribution_loss_ignores_layout_is_relative_and_samples_deterministically() -> None:
+    rng = np.random.default_rng(1)
+    responses = np.maximum(rng.normal(size=(1, 64, 64, 4)), 0).astype(np.float32)  # like ReLU filter outputs
+    target = [losses.quantiles(losses.sorted_projections(tf.constant(responses.reshape(1, -1, 4))), 256)]
+
+    def loss(features: np.ndarray, positions: int = 1024) -> float:
+        return float(losses.texture_distribution_loss([tf.constant(features)], target, positions, tf.constant([3, 0])))
+
+    assert loss(responses[:, ::-1, ::-1], positions=4096) < 0.01  # same responses, another layout
+    assert loss(responses) < 0.05  # 1024 of 4096 positions still estimate the distribution
+    assert loss(2 * responses) == pytest.approx(1.0, abs=0.1)  # |2x − x| relative to the target's mean |x|
+    assert loss(2 * responses) == loss(2 * responses)  # the positions drawn depend on the seed alone

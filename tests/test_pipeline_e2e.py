@@ -64,7 +64,7 @@ def test_style_scores_compare_styled_with_unstyled_and_controls(repo: Path) -> N
     controls = scores["controls"]
     assert controls["positive_blend"]["own_style_rate"] == 1.0
     assert controls["negative_unstyled"]["own_style_rate"] == 0.0 and controls["negative_unstyled"]["mean_moved"] == 0
-    assert set(scores["training_gram_reduction"]) == {"gravel", "brick", "colorwheel"}
+    assert set(scores["training_loss_reduction"]) == {"gravel", "brick", "colorwheel"}
 
 
 def test_mlflow_runs_and_registry(repo: Path) -> None:

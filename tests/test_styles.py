@@ -1,14 +1,16 @@
-"""Style images: the offline built-in set, the user's folder, their Gram targets."""
+"""Style images: the offline built-in set, the user's folder, their texture and palette targets."""
 
 from pathlib import Path
 
 import numpy as np
 import pytest
+import tensorflow as tf
 import yaml
 from PIL import Image
 
 from gansr.config import StyleConfig
-from gansr.data.styles import BUILTIN_STYLES, load_styles, resize_shorter_side, style_grams
+from gansr.data.styles import (BUILTIN_STYLES, PALETTE_DIRECTIONS, PALETTE_QUANTILES, load_styles,
+                               resize_shorter_side, style_losses, style_targets)
 from gansr.errors import DataError
 from gansr.models.backbone import build_backbone
 from gansr.pipeline import download, run_stage
@@ -54,13 +56,24 @@ def test_a_style_folder_without_images_fails_the_first_stage_before_any_work(tmp
     assert (tmp_path / "data" / "raw" / "sources.csv").is_file()
 
 
-def test_gram_targets_stack_one_matrix_per_style_and_layer() -> None:
-    styles = load_styles(StyleConfig(image_size=32))
-    grams = style_grams(build_backbone("random"), styles)
-    # Four pyramid levels of 64 random filters, then the colours with a constant channel.
-    assert [tuple(g.shape) for g in grams] == [(3, 64, 64)] * 4 + [(3, 4, 4)]
-    # Different textures, different statistics.
-    assert not np.allclose(grams[0][0], grams[0][2])
+def test_targets_stack_quantiles_per_style_and_score_each_style_nearest_to_itself() -> None:
+    styles = load_styles(StyleConfig(image_size=64))
+    backbone = build_backbone("random")
+    targets = style_targets(backbone, styles)
+    # Four pyramid levels of 64 random filters; chroma directions orthogonal to grey.
+    assert [tuple(t.shape) for t in targets.textures] == [(3, 64, PALETTE_QUANTILES)] * 4
+    assert tuple(targets.palettes.shape) == (3, PALETTE_DIRECTIONS, PALETTE_QUANTILES)
+    np.testing.assert_allclose(tf.reduce_sum(targets.directions, axis=0), 0, atol=1e-6)
+    seed = tf.constant([0, 0])
+    for own, style in enumerate(styles, start=1):
+        image = tf.constant(style.image[None], tf.float32) / 255.0
+        losses = [[float(term) for term in style_losses(backbone, image, targets, tf.constant([s]), seed)]
+                  for s in range(1, len(styles) + 1)]
+        textures, palettes = zip(*losses)
+        assert int(np.argmin(textures)) == own - 1
+        assert palettes[own - 1] < 0.01  # its own colours
+    # Gravel and brick are grey: no chroma; the colour wheel is all chroma.
+    assert float(tf.reduce_max(tf.abs(targets.palettes[:2]))) < 0.05 < float(tf.reduce_max(targets.palettes[2]))
 
 
 def test_resize_keeps_the_aspect_ratio() -> None:

@@ -553,7 +553,7 @@ def test_train_style_learns_styles_without_touching_super_resolution(
     summary = phases.train_style(tiny_params(), pairs_dir, psnr_run["out"], out, tmp_path / "checkpoints",
                                  tmp_path)
     assert summary["styles"] == "gravel,brick,colorwheel" and summary["steps"] == 12
-    assert set(summary["final_losses"]) == {"total", "content", "luminance", "texture", "colour"}
+    assert set(summary["final_losses"]) == {"total", "content", "luminance", "texture", "palette"}
     styled = load_generator(out / "generator.keras")
     plain = load_generator(psnr_run["out"] / "generator.keras")
     lr = np.random.default_rng(0).random((2, 6, 5, 3), np.float32)

@@ -187,16 +187,17 @@ class StyleConfig:
     blocks: int = 3  # residual blocks of the style branch
     steps: int = 400
     lr: float = 0.003
-    style_weight: float = 1.0
-    content_weight: float = 5.0
-    luminance_weight: float = 5.0
+    style_weight: float = 4.0
+    palette_weight: float = 10.0
+    content_weight: float = 2.0
+    luminance_weight: float = 15.0
 
     def __post_init__(self) -> None:
         if self.source == "folder" and not self.folder:
             raise ConfigError("style.folder must be set when style.source is 'folder'")
         for key in ("image_size", "channels", "blocks", "steps", "lr", "style_weight"):
             _check_positive(f"style.{key}", getattr(self, key))
-        for key in ("content_weight", "luminance_weight"):
+        for key in ("content_weight", "luminance_weight", "palette_weight"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"style.{key} must be >= 0, got {getattr(self, key)}")
 

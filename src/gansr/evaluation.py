@@ -28,9 +28,8 @@ from gansr.errors import DataError
 from gansr.imageio import read_rgb
 from gansr.data.pairs import bicubic_downscale, mod_crop
 from gansr.data.sources import folder_images
-from gansr.data.styles import StyleImage, style_grams, texture_features
+from gansr.data.styles import StyleImage, style_losses, style_targets
 from gansr.inference import Upscaler, bicubic_upscale
-from gansr.losses import gram_style_loss
 from gansr.metrics import detail_ratio, periodic_artifact, y_psnr, y_ssim
 from gansr.models.backbone import Backbone
 from gansr.style_score import HEADLINE, style_report
@@ -257,23 +256,24 @@ def _headline(report: dict) -> dict:
     return {key: report[key] for key in HEADLINE}
 
 
-def training_gram_reduction(outputs: dict[str, list[np.ndarray]], styles: list[StyleImage],
+def training_loss_reduction(outputs: dict[str, list[np.ndarray]], styles: list[StyleImage],
                             backbone: Backbone) -> dict[str, float]:
-    """Diagnostic only: 1 − Gram distance (styled / unstyled) to each style in the training features.
+    """Diagnostic only: 1 − style loss (styled / unstyled) towards each style, in the training's own terms.
 
-    The style loss optimises this very quantity, so it shows that training
+    Training minimises this very quantity (texture + palette of
+    :func:`~gansr.data.styles.style_losses`), so it shows that training
     converged, not that a style is recognisable: that is :func:`style_report`'s job.
     """
-    grams = style_grams(backbone, styles)
-    unstyled = [texture_features(backbone, image) for image in outputs["none"]]  # compared with every style
+    targets = style_targets(backbone, styles)
+    seed = tf.constant([0, 0])
 
-    def distance(features: list[list[tf.Tensor]], index: int) -> float:
-        target = [g[index : index + 1] for g in grams]
-        return float(np.mean([gram_style_loss(f, target) for f in features]))
+    def loss(images: list[np.ndarray], style: int) -> float:
+        batch = [tf.constant(image[None], tf.float32) / 255.0 for image in images]
+        index = tf.constant([style])
+        return float(np.mean([sum(style_losses(backbone, image, targets, index, seed)) for image in batch]))
 
-    return {s.name: round(1 - distance([texture_features(backbone, image) for image in outputs[s.name]], i)
-                          / distance(unstyled, i), 4)
-            for i, s in enumerate(styles)}
+    return {s.name: round(1 - loss(outputs[s.name], i) / loss(outputs["none"], i), 4)
+            for i, s in enumerate(styles, start=1)}
 
 
 def style_grid(pairs: list[ImagePair], outputs: dict[str, list[np.ndarray]], styles: list[StyleImage],
@@ -315,7 +315,7 @@ def evaluate_styles(model: keras.Model, pairs: list[ImagePair], styles: list[Sty
     report = style_report(outputs["none"], {n: outputs[n] for n in names}, {s.name: s.image for s in styles},
                           [p.lr for p in pairs])
     scores = {**report, "controls": style_controls(outputs["none"], pairs, styles),
-              "training_gram_reduction": training_gram_reduction(outputs, styles, backbone)}
+              "training_loss_reduction": training_loss_reduction(outputs, styles, backbone)}
     write_json(metrics_dir / "style.json", scores)
     shown = pairs[: cfg.sample_images]
     cell = min(cfg.style_crop, *(min(p.hr.shape[:2]) for p in shown), *(min(s.image.shape[:2]) for s in styles))

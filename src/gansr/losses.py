@@ -34,36 +34,83 @@ def coarse_luminance_loss(styled: tf.Tensor, reference: tf.Tensor, scale: int) -
     its content stays readable, while leaving texture finer than an LR pixel
     and colour (chroma) free for the style: luminance-only transfer in the
     spirit of Gatys et al. (2017, "Controlling perceptual factors in neural
-    style transfer"). Y uses the BT.601 weights of the SR metrics, without their offset and range.
+    style transfer").
     """
-    weights = tf.constant(Y_WEIGHTS / Y_WEIGHTS.sum(), tf.float32)  # 0.299, 0.587, 0.114
-
     def coarse_luma(image: tf.Tensor) -> tf.Tensor:
-        luma = tf.reduce_sum(tf.cast(image, tf.float32) * weights, axis=-1, keepdims=True)
-        return tf.nn.avg_pool2d(luma, scale, scale, "VALID")
+        return tf.nn.avg_pool2d(luma(image), scale, scale, "VALID")
 
     return tf.reduce_mean(tf.abs(coarse_luma(styled) - coarse_luma(reference)))
 
 
-def gram_matrix(features: tf.Tensor) -> tf.Tensor:
-    """G_ij = Σ_xy F_xyi F_xyj / (H·W): channel co-activations (Gatys et al. 2016)."""
-    height_width = tf.cast(tf.shape(features)[1] * tf.shape(features)[2], tf.float32)
-    return tf.einsum("bxyi,bxyj->bij", features, features) / height_width
+def luma(images: tf.Tensor) -> tf.Tensor:
+    """[..., 3] RGB -> [..., 1] luma, BT.601 weights (0.299, 0.587, 0.114) without the metrics' offset and range."""
+    weights = tf.constant(Y_WEIGHTS / Y_WEIGHTS.sum(), tf.float32)
+    return tf.reduce_sum(tf.cast(images, tf.float32) * weights, axis=-1, keepdims=True)
 
 
-def gram_style_loss(sr_features: list[tf.Tensor], style_grams: list[tf.Tensor]) -> tf.Tensor:
-    """L_style: distance between the Gram matrices G of G(x) and A of the style image.
+def grey(images: tf.Tensor) -> tf.Tensor:
+    """RGB images with only their luma: [..., 3], every channel the same."""
+    return tf.repeat(luma(images), 3, axis=-1)
 
-    Per layer log(1 + ‖G − A‖²_F / ‖A‖²_F), averaged over layers and images:
-    Gatys et al.'s (2016) squared Gram distance, relative to the target so
-    layers of any width weigh alike, on a log scale so that a style whose
-    statistics lie far from a photo's (a low-contrast grey texture, 100×
-    off) does not drown out one that lies near (a colour palette, 0.5×).
+
+def sorted_projections(samples: tf.Tensor, directions: tf.Tensor | None = None) -> tf.Tensor:
+    """[..., N, C] samples projected on C×K unit ``directions`` and sorted: [..., K, N].
+
+    Without directions, each of the C channels is its own direction (K = C).
+    """
+    samples = tf.cast(samples, tf.float32)
+    if directions is None:
+        projected = tf.linalg.matrix_transpose(samples)
+    else:
+        projected = tf.einsum("...nc,ck->...kn", samples, directions)
+    return tf.sort(projected, axis=-1)
+
+
+def quantiles(sorted_values: tf.Tensor, count: int | tf.Tensor) -> tf.Tensor:
+    """``count`` evenly spaced quantiles (at the midpoints of equal-mass bins) of sorted values [..., N]."""
+    n = tf.shape(sorted_values)[-1]
+    ranks = (tf.range(count, dtype=tf.float32) + 0.5) * tf.cast(n, tf.float32) / tf.cast(count, tf.float32)
+    return tf.gather(sorted_values, tf.cast(ranks, tf.int32), axis=-1)
+
+
+def sliced_wasserstein_loss(samples: tf.Tensor, target_quantiles: tf.Tensor,
+                            directions: tf.Tensor | None = None) -> tf.Tensor:
+    """Sliced 1-Wasserstein distance between each image's samples and a target distribution.
+
+    ``samples`` [B, N, C] (e.g. the pixels' colours), ``target_quantiles`` [B, K, Q]
+    the target's sorted projections on the K ``directions`` (see :func:`quantiles`).
+    The distance along a direction is the mean gap between the two sorted
+    projections (Rabin et al. 2011; Heitz et al. 2021 for textures). Unlike a
+    Gram matrix it compares whole distributions, so a ring of saturated hues
+    is not matched by a grey cloud of the same covariance.
+    """
+    ours = sorted_projections(samples, directions)
+    target = quantiles(target_quantiles, tf.shape(ours)[-1])
+    return tf.reduce_mean(tf.abs(ours - target))
+
+
+def texture_distribution_loss(features: list[tf.Tensor], target_quantiles: list[tf.Tensor],
+                              positions: int, seed: tf.Tensor) -> tf.Tensor:
+    """L_texture: per layer, the sliced Wasserstein distance of the feature responses to the style's.
+
+    Each feature map [B, H, W, C] is C distributions of filter responses over
+    positions; random filters are themselves random directions in patch space,
+    so this is the sliced Wasserstein texture loss of Heitz et al. (2021). A
+    layer with more than ``positions`` positions is compared on that many drawn
+    at random (stateless, from ``seed``): sorting dominates the cost, and the
+    sample still estimates the distribution. Each layer's distance is relative
+    to its target's mean response, so layers of any scale weigh alike; the
+    layers' mean is returned.
     """
     per_layer = []
-    for features, target in zip(sr_features, style_grams):
-        squared = tf.reduce_sum(tf.square(gram_matrix(features) - target), axis=[-2, -1])
-        per_layer.append(tf.reduce_mean(tf.math.log1p(squared / tf.reduce_sum(tf.square(target), axis=[-2, -1]))))
+    for index, (layer, target) in enumerate(zip(features, target_quantiles)):
+        samples = tf.reshape(layer, [tf.shape(layer)[0], -1, tf.shape(layer)[-1]])
+        count = tf.shape(samples)[1]
+        if samples.shape[1] is None or samples.shape[1] > positions:
+            drawn = tf.random.stateless_uniform([positions], seed + index, 0, count, dtype=tf.int32)
+            samples = tf.cond(count > positions, lambda: tf.gather(samples, drawn, axis=1), lambda: samples)
+        distance = sliced_wasserstein_loss(samples, target)
+        per_layer.append(distance / (tf.reduce_mean(tf.abs(target)) + 1e-6))
     return tf.add_n(per_layer) / len(per_layer)
 
 

@@ -193,8 +193,8 @@ def _evaluate_styles(params: Params, layout: Layout, test_pairs: list) -> dict[s
         mlflow.log_metrics({f"test/{key}": scores[key] for key in HEADLINE})
         mlflow.log_metrics({f"test/control_{control}_{key}": value
                             for control, entry in scores["controls"].items() for key, value in entry.items()})
-        mlflow.log_metrics({f"test/{name}_training_gram_reduction": value
-                            for name, value in scores["training_gram_reduction"].items()})
+        mlflow.log_metrics({f"test/{name}_training_loss_reduction": value
+                            for name, value in scores["training_loss_reduction"].items()})
         mlflow.log_artifact(str(layout.metrics / "style.json"), "evaluation")
         mlflow.log_artifact(str(layout.plots / "styles.png"), "evaluation")
     return scores

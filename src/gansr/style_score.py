@@ -1,8 +1,10 @@
 """A style score the style model cannot game: classical colour and texture statistics.
 
-Training pulls the generator towards random-CNN Gram matrices (Gatys et al.
-2016), so scoring it with those would reward whatever the loss rewards. Here an
-image is described instead by normalised histograms that training never sees:
+Training pulls the generator towards the distributions of random-CNN filter
+responses and of chroma, so scoring it with those would reward whatever the
+loss rewards. Here an image is described instead by normalised histograms
+computed with instruments training never uses (only the colour histogram
+measures a property, the palette, that a loss term also pulls on):
 
 - colour: joint RGB histogram, 8 bins per channel (Swain & Ballard 1991);
 - lbp: uniform rotation-invariant local binary patterns (Ojala et al. 2002);

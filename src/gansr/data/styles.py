@@ -16,8 +16,13 @@ from PIL import Image
 from gansr.config import StyleConfig
 from gansr.data.sources import BuiltinPhoto, RawImage, folder_images, locate_builtin
 from gansr.imageio import read_rgb
-from gansr.losses import gram_matrix
+from gansr import losses
+from gansr.losses import quantiles, sorted_projections
 from gansr.models.backbone import Backbone
+
+PALETTE_DIRECTIONS = 16  # RGB directions the palette loss compares distributions along
+PALETTE_QUANTILES = 1024  # quantiles kept of each style's sorted projections and texture responses
+TEXTURE_POSITIONS = 1024  # positions per feature map the texture loss sorts (a 32×32 map's worth)
 
 # Provenance as stated in skimage/data/_fetchers.py docstrings.
 BUILTIN_STYLES: tuple[BuiltinPhoto, ...] = (
@@ -56,12 +61,69 @@ def resize_shorter_side(image: np.ndarray, size: int) -> np.ndarray:
     return np.asarray(Image.fromarray(image).resize(new, Image.Resampling.BICUBIC))
 
 
-def style_grams(backbone: Backbone, styles: list[StyleImage]) -> list[tf.Tensor]:
-    """Per texture layer, the Gram matrices of all style images stacked: [styles, C, C]."""
-    per_image = [[gram_matrix(f)[0] for f in texture_features(backbone, s.image)] for s in styles]
-    return [tf.stack(layer) for layer in zip(*per_image)]
+@dataclass(frozen=True)
+class StyleTargets:
+    """What the style loss pulls each style towards, stacked over styles (index s − 1 for style s).
+
+    ``textures``: per texture layer, [styles, C, Q] quantiles of the responses
+    of the backbone's texture filters to the style image's luma; ``palettes``:
+    [styles, K, Q] quantiles of its colours along the K chroma ``directions`` [3, K].
+    """
+
+    textures: list[tf.Tensor]
+    palettes: tf.Tensor
+    directions: tf.Tensor
 
 
-def texture_features(backbone: Backbone, image: np.ndarray) -> list[tf.Tensor]:
-    """The backbone's texture features of one 8-bit RGB image."""
-    return backbone.texture(tf.constant(image[None], tf.float32) / 255.0)
+def style_targets(backbone: Backbone, styles: list[StyleImage]) -> StyleTargets:
+    """Texture and palette targets of the style images."""
+    directions = palette_directions()
+    return StyleTargets(style_textures(backbone, styles), style_palettes(styles, directions), directions)
+
+
+def style_losses(backbone: Backbone, images: tf.Tensor, targets: StyleTargets, style: tf.Tensor,
+                 seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+    """(L_texture, L_palette) of RGB ``images`` [B, H, W, 3] in [0, 1] against their styles (1..N, [B]).
+
+    Texture compares the texture features of the luma, so a grey texture adds
+    no colour; palette compares the pixels' chroma, so light and shade stay
+    the photo's. ``seed`` draws the positions the texture loss sorts.
+    """
+    texture = losses.texture_distribution_loss(
+        backbone.texture(losses.grey(images)), [tf.gather(layer, style - 1) for layer in targets.textures],
+        TEXTURE_POSITIONS, seed)
+    pixels = tf.reshape(images, [tf.shape(images)[0], -1, 3])
+    palette = losses.sliced_wasserstein_loss(pixels, tf.gather(targets.palettes, style - 1), targets.directions)
+    return texture, palette
+
+
+def style_textures(backbone: Backbone, styles: list[StyleImage], count: int = PALETTE_QUANTILES) -> list[tf.Tensor]:
+    """Per texture layer, quantiles of the filter responses to each style's luma: [styles, C, count]."""
+    per_style = []
+    for style in styles:
+        layers = backbone.texture(losses.grey(tf.constant(style.image[None], tf.float32) / 255.0))
+        per_style.append([quantiles(sorted_projections(tf.reshape(f, [-1, f.shape[-1]])), count) for f in layers])
+    return [tf.stack(layer) for layer in zip(*per_style)]
+
+
+def palette_directions(count: int = PALETTE_DIRECTIONS) -> tf.Tensor:
+    """3×count unit directions in RGB, evenly spread over the chroma plane (orthogonal to grey).
+
+    The palette loss compares hue and saturation only: light and shade stay
+    with the photo (the luminance loss), and with the texture.
+    """
+    red_green = np.array([1.0, -1.0, 0.0]) / np.sqrt(2.0)
+    yellow_blue = np.array([1.0, 1.0, -2.0]) / np.sqrt(6.0)
+    angles = np.pi * np.arange(count) / count
+    directions = np.outer(red_green, np.cos(angles)) + np.outer(yellow_blue, np.sin(angles))
+    return tf.constant(directions, tf.float32)
+
+
+def style_palettes(styles: list[StyleImage], directions: tf.Tensor,
+                   count: int = PALETTE_QUANTILES) -> tf.Tensor:
+    """Each style image's colours as quantiles of their projections: [styles, directions, count]."""
+    per_style = []
+    for style in styles:
+        pixels = tf.reshape(tf.constant(style.image, tf.float32) / 255.0, [-1, 3])
+        per_style.append(quantiles(sorted_projections(pixels, directions), count))
+    return tf.stack(per_style)

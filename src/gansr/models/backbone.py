@@ -1,11 +1,11 @@
-"""Frozen feature backbone for the perceptual (content) and Gram (style) losses.
+"""Frozen feature backbone for the perceptual (content) and texture (style) losses.
 
 VGG19 with ImageNet weights is the standard choice (Johnson et al. 2016,
 Ledig et al. 2017); the same VGG19 layers serve both losses. Its weights come
 from a hub, so offline the backbone falls back to two fixed random-filter
 CNNs, one per loss, because random filters do each job only when built for it:
 
-- texture (Gram style loss): one layer of random 5×5 ReLU filters on each
+- texture (style loss): one layer of random 5×5 ReLU filters on each
   level of an image pyramid (strides 1, 2, 4, 8), so the filters see from 5
   to 40 pixels: a brick or a stone, not only a grain. Single-layer random
   networks with multi-scale filters match VGG's texture statistics
@@ -19,9 +19,6 @@ CNNs, one per loss, because random filters do each job only when built for it:
   pixel loss's job) and smoothed by a binomial (so checkerboard-like patterns
   at the Nyquist frequency earn nothing), stages are joined by max pooling
   (which forgives small shifts), and the taps are at strides 2, 4 and 8.
-
-Either way the texture features end with the pixels' colours and a constant
-channel, whose Gram matrix holds the mean and covariance of the palette.
 
 The switch is never silent: it is logged as a warning and reported to MLflow.
 """
@@ -69,27 +66,14 @@ class Backbone:
         return self._features(self.content_taps, images)
 
     def texture(self, images: tf.Tensor) -> Features:
-        """Features whose Gram matrices the style loss compares: texture taps, then colours."""
-        return [*self._features(self.texture_taps, images), colour_features(images)]
-
-    def content_and_texture(self, images: tf.Tensor) -> tuple[Features, Features]:
-        """Both feature lists, in one pass when one network serves both (VGG19)."""
-        if self.content_taps is self.texture_taps:
-            features = self.content(images)
-            return features, [*features, colour_features(images)]
-        return self.content(images), self.texture(images)
+        """Features whose response distributions the style loss compares."""
+        return self._features(self.texture_taps, images)
 
     def _features(self, taps: keras.Model, images: tf.Tensor) -> Features:
         images = tf.cast(images, tf.float32)
         if self.kind == "vgg19":
             images = images[..., ::-1] * 255.0 - tf.constant(VGG19_BGR_MEAN)
         return [tf.cast(f, tf.float32) for f in taps(images, training=False)]
-
-
-def colour_features(images: tf.Tensor) -> tf.Tensor:
-    """RGB centred on zero and a constant 1: their Gram matrix is the palette's mean and covariance."""
-    rgb = tf.cast(images, tf.float32) * 2.0 - 1.0
-    return tf.concat([rgb, tf.ones_like(rgb[..., :1])], axis=-1)
 
 
 def keras_cached_vgg19() -> Path:

@@ -3,8 +3,8 @@
 1. ``train_psnr``: PSNR-oriented pretraining with the pixel loss only.
 2. ``train_gan``: adversarial fine-tuning from the pretrained EMA weights,
    with pixel + perceptual + adversarial losses.
-3. ``train_style``: per-style modulation parameters on top of the frozen GAN
-   generator, with perceptual content + Gram-matrix style losses.
+3. ``train_style``: a style branch on top of the frozen GAN generator, with
+   content, LR-luminance, texture and palette losses.
 
 Each phase keeps its checkpoints outside DVC's outputs, in a folder keyed by
 everything that determines the result (params, data, initial weights), so a
@@ -39,7 +39,7 @@ from gansr.data.dataset import training_dataset
 from gansr.data.pairs import read_manifest
 from gansr.evaluation import load_pairs, score, upscale_with_each
 from gansr.inference import load_generator
-from gansr.data.styles import load_styles, style_grams
+from gansr.data.styles import load_styles, style_targets
 from gansr.models.backbone import build_backbone
 from gansr.models.discriminator import build_discriminator
 from gansr.models.generator import build_generator, copy_shared_weights
@@ -146,12 +146,12 @@ def train_style(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, 
             ema = _generator(params, name="generator_ema", style_names=names)
         ema.set_weights(generator.get_weights())
         backbone = build_backbone(params.loss.backbone, params.loss.vgg19_weights)
-        grams = style_grams(backbone, styles)
+        targets = style_targets(backbone, styles)
         optimizer = make_optimizer(style.lr, policy)
         optimizer.build(generator.trainable_variables)
-    weights = StyleWeights(style.content_weight, style.luminance_weight, style.style_weight)
-    step = make_style_step(generator, ema, optimizer, backbone, grams, weights, params.scale, train.ema_decay,
-                           distribution.strategy)
+    weights = StyleWeights(style.content_weight, style.luminance_weight, style.style_weight, style.palette_weight)
+    step = make_style_step(generator, ema, optimizer, backbone, targets, weights, params.scale,
+                           train.ema_decay, distribution.strategy)
     state = {"generator": generator, "ema": ema, "optimizer": optimizer}
     key = _checkpoint_key("style", params.seed, params.scale, params.model, train, params.loss, style,
                           distribution.replicas, pairs_dir / "manifest.parquet", init_dir / GENERATOR_FILE)

@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 
 from gansr import losses
+from gansr.data.styles import StyleTargets, style_losses
 from gansr.models.backbone import Backbone
 from gansr.training.ema import ema_decay_at, update_ema
 
@@ -176,24 +177,26 @@ class StyleWeights:
     content: float
     luminance: float
     style: float
+    palette: float
 
 
 def make_style_step(generator: keras.Model, ema: keras.Model, optimizer: keras.optimizers.Optimizer,
-                    backbone: Backbone, style_grams: list[tf.Tensor], weights: StyleWeights, scale: int,
+                    backbone: Backbone, targets: StyleTargets, weights: StyleWeights, scale: int,
                     ema_decay: float, strategy: tf.distribute.Strategy | None = None) -> Step:
     """One step of style training: each image in the batch gets a random style 1..N.
 
     L = w_content · L_content(G(x, s), G(x, 0)) + w_luminance · L_luminance(G(x, s), G(x, 0))
-        + w_style · (L_texture + L_colour),
-    Gram losses against style s over the backbone's texture features and over
-    its colour features (the last of them), each term averaged over its layers
-    so the palette weighs as much as the texture. ``style_grams[layer][s - 1]``
-    holds the Gram matrices of style image s. The content targets are the
-    unstyled super-resolved image (the branch's input): its features, and its
-    luminance at LR scale (:func:`~gansr.losses.coarse_luminance_loss`).
+        + w_style · L_texture(Y(G(x, s)), Y(S_s)) + w_palette · L_palette(G(x, s), S_s).
+
+    Light and shade, texture and colour each have their own term, as in
+    luminance-only style transfer with colour matching (Gatys et al. 2017):
+    the content targets are the unstyled super-resolved image (the branch's
+    input), its features and its luminance at LR scale
+    (:func:`~gansr.losses.coarse_luminance_loss`); texture and palette are
+    distances between distributions (:func:`~gansr.data.styles.style_losses`).
     """
     strategy = strategy or tf.distribute.get_strategy()
-    num_styles = int(style_grams[0].shape[0])
+    num_styles = int(targets.palettes.shape[0])
     # The super-resolved and the styled image from one forward pass.
     both = keras.Model(generator.inputs, [generator.get_layer("sr").output,
                                           generator.get_layer("style_image").output])
@@ -206,19 +209,16 @@ def make_style_step(generator: keras.Model, ema: keras.Model, optimizer: keras.o
         style = tf.random.stateless_uniform([tf.shape(lr)[0]], seed, 1, num_styles + 1, dtype=tf.int32)
         with tf.GradientTape() as tape:
             sr, styled = both([lr, style], training=True)
-            content_features, texture_features = backbone.content_and_texture(styled)
             sr = tf.stop_gradient(sr)
-            content = replica_share(losses.perceptual_loss(content_features, backbone.content(sr)))
+            content = replica_share(losses.perceptual_loss(backbone.content(styled), backbone.content(sr)))
             luminance = replica_share(losses.coarse_luminance_loss(styled, sr, scale))
-            targets = [tf.gather(grams, style - 1) for grams in style_grams]
-            texture = replica_share(losses.gram_style_loss(texture_features[:-1], targets[:-1]))
-            colour = replica_share(losses.gram_style_loss(texture_features[-1:], targets[-1:]))
+            texture, palette = (replica_share(term) for term in style_losses(backbone, styled, targets, style, seed))
             total = (weights.content * content + weights.luminance * luminance
-                     + weights.style * (texture + colour))
+                     + weights.style * texture + weights.palette * palette)
             scaled = optimizer.scale_loss(total)
         grads = tape.gradient(scaled, generator.trainable_variables)
         return ({"total": total, "content": content, "luminance": luminance, "texture": texture,
-                 "colour": colour},
+                 "palette": palette},
                 agree_on_finite_gradients(optimizer, grads))
 
     return distributed_step(strategy, compute, _apply(optimizer, generator),
