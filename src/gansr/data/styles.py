@@ -13,14 +13,13 @@ import numpy as np
 import tensorflow as tf
 from PIL import Image
 
+from gansr import losses
 from gansr.config import StyleConfig
 from gansr.data.sources import BuiltinPhoto, RawImage, folder_images, locate_builtin
 from gansr.imageio import read_rgb
-from gansr import losses
-from gansr.losses import quantiles, sorted_projections
 from gansr.models.backbone import Backbone
 
-PALETTE_DIRECTIONS = 16  # RGB directions the palette loss compares distributions along
+PALETTE_DIRECTIONS = 16  # chroma directions the palette loss compares distributions along
 PALETTE_QUANTILES = 1024  # quantiles kept of each style's sorted projections and texture responses
 TEXTURE_POSITIONS = 1024  # positions per feature map the texture loss sorts (a 32×32 map's worth)
 
@@ -102,7 +101,8 @@ def style_textures(backbone: Backbone, styles: list[StyleImage], count: int = PA
     per_style = []
     for style in styles:
         layers = backbone.texture(losses.grey(tf.constant(style.image[None], tf.float32) / 255.0))
-        per_style.append([quantiles(sorted_projections(tf.reshape(f, [-1, f.shape[-1]])), count) for f in layers])
+        per_style.append([losses.quantiles(losses.sorted_projections(tf.reshape(f, [-1, f.shape[-1]])), count)
+                          for f in layers])
     return [tf.stack(layer) for layer in zip(*per_style)]
 
 
@@ -125,5 +125,5 @@ def style_palettes(styles: list[StyleImage], directions: tf.Tensor,
     per_style = []
     for style in styles:
         pixels = tf.reshape(tf.constant(style.image, tf.float32) / 255.0, [-1, 3])
-        per_style.append(quantiles(sorted_projections(pixels, directions), count))
+        per_style.append(losses.quantiles(losses.sorted_projections(pixels, directions), count))
     return tf.stack(per_style)
