@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable
+from pathlib import Path
 
 import keras
 import numpy as np
@@ -28,3 +29,13 @@ def random_generator() -> Callable[..., keras.Model]:
         return model
 
     return build
+
+
+@pytest.fixture
+def lambda_model_file(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A ``.keras`` archive whose model holds a Lambda layer: loading it would run code from the file."""
+    image = keras.Input((None, None, 3))
+    model = keras.Model(image, keras.layers.Lambda(lambda x: x * 2.0)(image))
+    path = tmp_path_factory.mktemp("unsafe") / "generator.keras"
+    model.save(path)
+    return path

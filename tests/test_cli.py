@@ -102,6 +102,15 @@ def test_an_image_past_the_pixel_warning_limit_gets_notes_not_a_python_warning(
                      "slow to make and huge"]
 
 
+def test_a_model_with_a_lambda_layer_is_refused_in_one_line(tmp_path: Path, lambda_model_file: Path,
+                                                            capsys) -> None:
+    Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
+    assert exit_code(tmp_path / "in.png", tmp_path / "out.png", "--model", lambda_model_file) == 1
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and str(lambda_model_file) in error and "Lambda" in error
+    assert not (tmp_path / "out.png").exists()
+
+
 def test_missing_model_is_one_line_and_exit_1(tmp_path: Path, capsys) -> None:
     Image.new("RGB", (8, 8)).save(tmp_path / "in.png")
     with pytest.raises(SystemExit) as exit_info:

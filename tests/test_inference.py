@@ -52,6 +52,12 @@ def test_a_zip_that_is_not_a_keras_model_says_so(tmp_path: Path) -> None:
         load_generator(path)
 
 
+def test_a_generator_with_a_lambda_layer_is_refused(lambda_model_file: Path) -> None:
+    # Safe mode: a Lambda layer would run code stored in the archive.
+    with pytest.raises(GansrError, match=re.escape(f"{lambda_model_file}: not a loadable Keras generator") + ".*Lambda"):
+        load_generator(lambda_model_file)
+
+
 def test_a_saved_generator_reloads_and_upscales_identically(tmp_path: Path, random_generator) -> None:
     model = random_generator(scale=4)
     model.save(tmp_path / "generator.keras")

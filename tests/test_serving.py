@@ -22,7 +22,7 @@ from PIL import Image
 
 from gansr import tracking
 from gansr.config import TrackingConfig
-from gansr.errors import DataError
+from gansr.errors import DataError, GansrError
 from gansr.imageio import encode_png
 from gansr.inference import Upscaler
 
@@ -93,6 +93,16 @@ def test_bad_rows_are_refused_naming_the_row(store: dict, row: dict, message: st
     served = mlflow.pyfunc.load_model("models:/styled@champion")
     with pytest.raises(DataError, match=message):
         served.predict(pd.DataFrame([row]))
+
+
+def test_a_served_model_with_a_lambda_layer_is_refused(store: dict, lambda_model_file: Path) -> None:
+    cfg = TrackingConfig(experiment="serving", registered_model="unsafe")
+    with tracking.start_run(store["root"], cfg.experiment, run_name="unsafe") as run:
+        run_id = run.info.run_id
+    tracking.register_generator(keras.saving.load_model(lambda_model_file, safe_mode=False), run_id,
+                                {"y_psnr": 30.0}, cfg, store["root"])
+    with pytest.raises(GansrError, match="not a loadable Keras generator.*Lambda"):
+        mlflow.pyfunc.load_model("models:/unsafe@champion")
 
 
 def test_an_unknown_style_is_refused(store: dict) -> None:

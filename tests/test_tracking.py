@@ -138,6 +138,17 @@ def test_loading_a_missing_alias_is_a_tracking_error(store: Path, registry: dict
         tracking.load_registered_generator("models:/gansr-test@nope", store)
 
 
+def test_a_registered_model_with_a_lambda_layer_is_refused(store: Path, lambda_model_file: Path) -> None:
+    # Loading a Lambda layer would run code stored in the archive: safe mode refuses it.
+    unsafe = keras.saving.load_model(lambda_model_file, safe_mode=False)
+    cfg = TrackingConfig(experiment=CFG.experiment, registered_model="gansr-lambda")
+    with tracking.start_run(store, cfg.experiment, run_name="lambda") as run:
+        run_id = run.info.run_id
+    tracking.register_generator(unsafe, run_id, {"y_psnr": 30.0}, cfg, store)
+    with pytest.raises(TrackingError, match="cannot load models:/gansr-lambda@champion: .*Lambda"):
+        tracking.load_registered_generator("models:/gansr-lambda@champion", store)
+
+
 def test_missing_champion_metric_is_a_tracking_error(store: Path, random_generator) -> None:
     with pytest.raises(TrackingError, match="metrics lack tracking.champion_metric 'y_psnr'"):
         tracking.register_generator(random_generator(), "unused", {"ssim": 0.9}, CFG, store)

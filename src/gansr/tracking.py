@@ -223,7 +223,10 @@ def load_registered_generator(uri: str, root: Path | None = None) -> keras.Model
         saved = sorted(local.glob("data/*.keras"))
         if len(saved) != 1:
             raise TrackingError(f"{uri} holds no Keras generator (found {len(saved)} .keras files)")
-        return keras.saving.load_model(saved[0], safe_mode=True)
+        try:
+            return keras.saving.load_model(saved[0], safe_mode=True)
+        except Exception as exc:  # safe mode refuses Lambda layers; a damaged archive raises many types
+            raise TrackingError(f"cannot load {uri}: not a loadable Keras generator ({exc})") from exc
 
 
 def list_versions(root: Path, name: str) -> list[dict[str, Any]]:
