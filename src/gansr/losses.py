@@ -98,9 +98,9 @@ def texture_distribution_loss(features: list[tf.Tensor], target_quantiles: list[
     so this is the sliced Wasserstein texture loss of Heitz et al. (2021). A
     layer with more than ``positions`` positions is compared on that many drawn
     at random (stateless, from ``seed``): sorting dominates the cost, and the
-    sample still estimates the distribution. Each layer's distance is relative
-    to its target's mean response, so layers of any scale weigh alike; the
-    layers' mean is returned.
+    sample still estimates the distribution. Each layer's distance is divided
+    by the mean response of its targets (over the batch), so layers of any
+    scale weigh alike; the layers' mean is returned.
     """
     per_layer = []
     for index, (layer, target) in enumerate(zip(features, target_quantiles)):
