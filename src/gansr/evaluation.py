@@ -32,7 +32,7 @@ from gansr.data.styles import StyleImage, style_losses, style_targets
 from gansr.inference import Upscaler, bicubic_upscale
 from gansr.metrics import detail_ratio, periodic_artifact, y_psnr, y_ssim
 from gansr.models.backbone import Backbone
-from gansr.style_score import HEADLINE, style_report
+from gansr.style_score import headline, style_report
 
 BASELINE = "bicubic"
 QUALITY_KEYS = ("y_psnr", "ssim", "detail", "grid")
@@ -248,12 +248,8 @@ def style_controls(unstyled: list[np.ndarray], pairs: list[ImagePair],
     lr = [p.lr for p in pairs]
     blended = {s.name: [blend(image, s.image) for image in unstyled] for s in styles}
     negative = {s.name: unstyled for s in styles}
-    return {"positive_blend": _headline(style_report(unstyled, blended, images, lr)),
-            "negative_unstyled": _headline(style_report(unstyled, negative, images, lr))}
-
-
-def _headline(report: dict) -> dict:
-    return {key: report[key] for key in HEADLINE}
+    return {"positive_blend": headline(style_report(unstyled, blended, images, lr)),
+            "negative_unstyled": headline(style_report(unstyled, negative, images, lr))}
 
 
 def training_loss_reduction(outputs: dict[str, list[np.ndarray]], styles: list[StyleImage],

@@ -180,7 +180,7 @@ def _evaluate_styles(params: Params, layout: Layout, test_pairs: list) -> dict[s
     from gansr.evaluation import evaluate_styles
     from gansr.inference import load_generator
     from gansr.models.backbone import build_backbone
-    from gansr.style_score import HEADLINE
+    from gansr.style_score import headline
 
     backbone = build_backbone(params.loss.backbone, params.loss.vgg19_weights)
     scores = evaluate_styles(load_generator(layout.style / "generator.keras"), test_pairs,
@@ -190,7 +190,7 @@ def _evaluate_styles(params: Params, layout: Layout, test_pairs: list) -> dict[s
                             resume_run_id=_run_id(layout.style)):
         mlflow.log_metrics({f"test/{name}_{key}": value for name, entry in scores["styles"].items()
                             for key, value in entry.items()})
-        mlflow.log_metrics({f"test/{key}": scores[key] for key in HEADLINE})
+        mlflow.log_metrics({f"test/{key}": value for key, value in headline(scores).items()})
         mlflow.log_metrics({f"test/control_{control}_{key}": value
                             for control, entry in scores["controls"].items() for key, value in entry.items()})
         mlflow.log_metrics({f"test/{name}_training_loss_reduction": value
@@ -231,11 +231,11 @@ def _register(params: Params, layout: Layout, variant: str, model: Any) -> dict[
 
     scores = json.loads((layout.metrics / "eval.json").read_text())
     if variant == "style":
-        from gansr.style_score import HEADLINE
+        from gansr.style_score import headline
 
         # Style 0 is the GAN generator bit for bit, so it shares the GAN's image scores.
         style_scores = json.loads((layout.metrics / "style.json").read_text())
-        metrics = {**scores[MAIN_VARIANT], **{key: style_scores[key] for key in HEADLINE}}
+        metrics = {**scores[MAIN_VARIANT], **headline(style_scores)}
     else:
         metrics = scores[variant]
     name = params.tracking.registered_model

@@ -42,6 +42,11 @@ CONTRAST_EDGES = np.concatenate(([0.0], np.geomspace(0.5, 128.0, 16)))
 HEADLINE = ("own_style_rate", "mean_moved", "min_content_ssim")
 
 
+def headline(report: dict) -> dict:
+    """The :data:`HEADLINE` figures of a :func:`style_report`."""
+    return {key: report[key] for key in HEADLINE}
+
+
 @dataclass(frozen=True)
 class StyleDescriptor:
     """Normalised histograms (each sums to 1), one per component."""
