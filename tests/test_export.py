@@ -13,9 +13,11 @@ import pytest
 import tensorflow as tf
 from mlflow import MlflowClient
 
-from gansr import export, pipeline, tracking
+from gansr import export, tracking
 from gansr.config import EXPORT_FORMATS, parse_params
 from gansr.errors import ConfigError, GansrError
+from gansr.layout import Layout
+from gansr.stages import export as export_stage
 
 STYLES = ("gravel", "brick")
 
@@ -103,7 +105,7 @@ PARAMS = parse_params({"tracking": {"experiment": "gansr-test", "registered_mode
 def repo(generators: dict[str, keras.Model], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Trained generators with their runs and metrics, as the stages before export leave them."""
     root = tmp_path_factory.mktemp("repo")
-    layout = pipeline.Layout.at(root)
+    layout = Layout.at(root)
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
         for name, model in generators.items():
@@ -117,7 +119,7 @@ def repo(generators: dict[str, keras.Model], tmp_path_factory: pytest.TempPathFa
         (layout.metrics / "eval.json").write_text(json.dumps({"psnr": scores, "gan": scores}))
         (layout.metrics / "style.json").write_text(json.dumps(
             {"own_style_rate": 1.0, "mean_moved": 0.5, "min_content_ssim": 0.7}))
-        pipeline.export(PARAMS, layout)
+        export_stage.run(PARAMS, layout)
         yield root
 
 
@@ -153,6 +155,6 @@ def test_a_failed_check_leaves_the_previous_export_untouched(
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setitem(export.RUNNERS, "keras", lambda path, inputs: np.zeros((1, 2, 2, 3), np.float32))
     with pytest.raises(GansrError, match=r"psnr/generator\.keras: reloaded export gives shape"):
-        pipeline.export(PARAMS, pipeline.Layout.at(repo))
+        export_stage.run(PARAMS, Layout.at(repo))
     assert registry.read_text() == before
     assert not list((repo / "models").glob(".export.*"))  # no temporary left behind

@@ -234,8 +234,8 @@ def test_an_error_after_the_progress_bar_starts_on_its_own_line_in_a_log(tmp_pat
     (photos / "zz.png").write_bytes(b"not a png")  # fails after the bar has drawn
     params = {"data": {"source": "folder", "folder": str(photos)}}
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
-    stage = ("from pathlib import Path; from gansr.pipeline import download, run_stage; "
-             "run_stage(download, Path.cwd())")
+    stage = ("from pathlib import Path; from gansr.stages import run_stage; "
+             "run_stage('download', Path.cwd())")
     result = subprocess.run([sys.executable, "-c", stage], cwd=tmp_path, capture_output=True, check=False)
     assert result.returncode == 1 and b"download:" in result.stderr  # the bar drew on the pipe
     *_, last, after = result.stderr.decode().split("\n")

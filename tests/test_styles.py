@@ -13,7 +13,7 @@ from gansr.data.styles import (BUILTIN_STYLES, PALETTE_DIRECTIONS, PALETTE_QUANT
                                resize_shorter_side, style_losses, style_targets)
 from gansr.errors import DataError
 from gansr.models.backbone import build_backbone
-from gansr.pipeline import download, run_stage
+from gansr.stages import run_stage
 
 
 def test_builtin_styles_load_offline_with_their_origin() -> None:
@@ -47,12 +47,12 @@ def test_a_style_folder_without_images_fails_the_first_stage_before_any_work(tmp
     params = {"style": {"source": "folder", "folder": str(folder)}}  # data: the built-in photos
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
     with pytest.raises(SystemExit) as exit_info:
-        run_stage(download, tmp_path)
+        run_stage("download", tmp_path)
     assert exit_info.value.code == 1
     assert capsys.readouterr().err.strip().startswith(f"gansr download: error: style.folder {folder} has no images")
     assert not (tmp_path / "data").exists()
     Image.new("RGB", (8, 8)).save(folder / "stripes.png")
-    run_stage(download, tmp_path)
+    run_stage("download", tmp_path)
     assert (tmp_path / "data" / "raw" / "sources.csv").is_file()
 
 

@@ -207,7 +207,7 @@ def promote_command(args: argparse.Namespace) -> None:
 
 def summary_command(args: argparse.Namespace) -> None:
     """Print what the last `dvc repro` produced: metrics, MLflow run, registry."""
-    from gansr.pipeline import format_eval_table, format_style_scores
+    from gansr.reporting import format_eval_table, format_style_scores
     from gansr.tracking import tracking_uri
 
     root = Path(args.root).resolve()

@@ -163,10 +163,13 @@ def train_style(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, 
 
 
 def _generator(params: Params, name: str = "generator", style_names: tuple[str, ...] = ()) -> keras.Model:
-    return build_generator(params.scale, params.model.channels, params.model.blocks, name=name,
-                           style_names=style_names, style_channels=params.style.channels,
-                           style_blocks=params.style.blocks,
-                           exemplar_size=exemplar_size(params.style.image_size, params.scale))
+    """The generator ``params.model`` describes, with a style branch only if there are styles."""
+    branch = {}
+    if style_names:
+        branch = {"style_names": style_names, "style_channels": params.style.channels,
+                  "style_blocks": params.style.blocks,
+                  "exemplar_size": exemplar_size(params.style.image_size, params.scale)}
+    return build_generator(params.scale, params.model.channels, params.model.blocks, name=name, **branch)
 
 
 def _run_phase(phase: str, params: Params, distribution: Distribution, manifest: pd.DataFrame,

@@ -1,0 +1,56 @@
+"""Where each pipeline stage reads and writes: the same relative paths as in dvc.yaml."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+
+VARIANTS = ("psnr", "gan")  # the generators scored against bicubic
+EXPORTED_VARIANTS = (*VARIANTS, "style")
+MAIN_VARIANT = "gan"  # models/export/generator.keras and the registered model tracking.registered_model
+
+
+@dataclass(frozen=True)
+class Layout:
+    """The pipeline's paths under one repository root, so tests can run any stage in a temporary one.
+
+    Training and evaluation read the manifest in ``validated`` (the validate
+    stage's copy, without any dropped pairs), whose paths lead into ``pairs``.
+    """
+
+    root: Path
+    raw: Path
+    pairs: Path
+    validation: Path
+    validated: Path
+    checkpoints: Path
+    psnr: Path
+    gan: Path
+    style: Path
+    export: Path
+    metrics: Path
+    plots: Path
+
+    @classmethod
+    def at(cls, root: Path) -> Layout:
+        """The layout of the repository at ``root``."""
+        return cls(
+            root=root,
+            raw=root / "data" / "raw",
+            pairs=root / "data" / "pairs",
+            validation=root / "reports" / "validation",
+            validated=root / "data" / "validated",
+            checkpoints=root / "models" / "checkpoints",
+            psnr=root / "models" / "psnr",
+            gan=root / "models" / "gan",
+            style=root / "models" / "style",
+            export=root / "models" / "export",
+            metrics=root / "metrics",
+            plots=root / "plots",
+        )
+
+
+def training_run_id(variant_dir: Path) -> str:
+    """The MLflow run that trained the generator in ``variant_dir`` (from its training.json)."""
+    return json.loads((variant_dir / "training.json").read_text())["run_id"]

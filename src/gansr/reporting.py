@@ -1,0 +1,29 @@
+"""The evaluation's figures as text: the evaluate stage's log and `gansr summary`."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from gansr.layout import VARIANTS
+
+
+def format_eval_table(summary: dict[str, Any]) -> str:
+    """The evaluation summary as a small aligned text table."""
+    methods = [m for m in ("bicubic", *VARIANTS) if m in summary]
+    lines = [f"{'method':<10} {'Y-PSNR (dB)':>12} {'SSIM':>8} {'gain (dB)':>10} {'detail':>7} {'grid':>6}"]
+    for method in methods:
+        entry = summary[method]
+        gain = f"{entry['gain_db']:+.2f}" if "gain_db" in entry else ""
+        detail = f"{entry['detail']:.2f}" if "detail" in entry else ""
+        grid = f"{entry['grid']:.3f}" if "grid" in entry else ""
+        lines.append(f"{method:<10} {entry['y_psnr']:>12.2f} {entry['ssim']:>8.4f} {gain:>10} {detail:>7} {grid:>6}")
+    return "\n".join(lines)
+
+
+def format_style_scores(scores: dict[str, Any]) -> str:
+    """The independent style score in one line, with its positive and negative control."""
+    controls = scores["controls"]
+    return (f"moved most towards its own style in {scores['own_style_rate']:.0%} of (image, style) pairs "
+            f"(blend control {controls['positive_blend']['own_style_rate']:.0%}, unstyled control "
+            f"{controls['negative_unstyled']['own_style_rate']:.0%}); moved {scores['mean_moved']:.0%} of the way "
+            f"on average; content SSIM at LR scale >= {scores['min_content_ssim']:.2f}")

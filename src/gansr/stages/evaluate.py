@@ -1,0 +1,70 @@
+"""Stage `evaluate`: Y-PSNR/SSIM of each generator vs bicubic, and the style score, on the test split.
+
+Writes metrics/ and plots/, and logs both to each generator's training run.
+"""
+
+import logging
+from typing import Any
+
+import mlflow
+
+from gansr import tracking
+from gansr.config import Params
+from gansr.data.pairs import read_manifest
+from gansr.data.styles import load_styles
+from gansr.evaluation import evaluate, evaluate_extra_sets, evaluate_styles, load_pairs
+from gansr.inference import load_generator
+from gansr.layout import VARIANTS, Layout, training_run_id
+from gansr.models.backbone import build_backbone
+from gansr.reporting import format_eval_table, format_style_scores
+from gansr.style_score import headline
+
+log = logging.getLogger("gansr")
+
+
+def run(params: Params, layout: Layout) -> None:
+    """Score every variant against bicubic, and the styles, on the test split; log to their runs."""
+    test_pairs = load_pairs(read_manifest(layout.validated), layout.validated, "test")
+    summary = _evaluate_variants(params, layout, test_pairs)
+    style_summary = _evaluate_styles(params, layout, test_pairs)
+    log.info("evaluate:\n%s\nstyle: %s", format_eval_table(summary), format_style_scores(style_summary))
+
+
+def _evaluate_variants(params: Params, layout: Layout, test_pairs: list) -> dict[str, Any]:
+    variant_dirs = {name: getattr(layout, name) for name in VARIANTS}
+    models = {name: load_generator(path / "generator.keras") for name, path in variant_dirs.items()}
+    summary, speed = evaluate(models, test_pairs, params.scale, params.evaluate, layout.metrics, layout.plots)
+    extra = evaluate_extra_sets(models, params.evaluate.extra_sets, params.scale, layout.metrics)
+    for set_name, scores in extra.items():
+        log.info("evaluate: %s (%d images)\n%s", set_name, scores["images"], format_eval_table(scores))
+    for name, path in variant_dirs.items():
+        with tracking.start_run(layout.root, params.tracking.experiment, run_name=name,
+                                resume_run_id=training_run_id(path)):
+            mlflow.log_metrics({f"test/{k}": v for k, v in summary[name].items()})
+            mlflow.log_metric("test/megapixels_per_s", speed["megapixels_per_s"][name])
+            mlflow.log_metrics({f"test/bicubic_{k}": v for k, v in summary["bicubic"].items()})
+            for set_name, scores in extra.items():
+                mlflow.log_metrics({f"{set_name}/{k}": v for k, v in scores[name].items()})
+            mlflow.log_artifact(str(layout.plots / "samples.png"), "evaluation")
+            mlflow.log_artifact(str(layout.plots / "per_image.png"), "evaluation")
+            mlflow.log_artifact(str(layout.metrics / "per_image.csv"), "evaluation")
+    return summary
+
+
+def _evaluate_styles(params: Params, layout: Layout, test_pairs: list) -> dict[str, Any]:
+    backbone = build_backbone(params.loss.backbone, params.loss.vgg19_weights)
+    scores = evaluate_styles(load_generator(layout.style / "generator.keras"), test_pairs,
+                             load_styles(params.style), backbone, params.evaluate, layout.metrics,
+                             layout.plots)
+    with tracking.start_run(layout.root, params.tracking.experiment, run_name="style",
+                            resume_run_id=training_run_id(layout.style)):
+        mlflow.log_metrics({f"test/{name}_{key}": value for name, entry in scores["styles"].items()
+                            for key, value in entry.items()})
+        mlflow.log_metrics({f"test/{key}": value for key, value in headline(scores).items()})
+        mlflow.log_metrics({f"test/control_{control}_{key}": value
+                            for control, entry in scores["controls"].items() for key, value in entry.items()})
+        mlflow.log_metrics({f"test/{name}_training_loss_reduction": value
+                            for name, value in scores["training_loss_reduction"].items()})
+        mlflow.log_artifact(str(layout.metrics / "style.json"), "evaluation")
+        mlflow.log_artifact(str(layout.plots / "styles.png"), "evaluation")
+    return scores

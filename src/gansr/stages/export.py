@@ -1,0 +1,52 @@
+"""Stage `export`: every generator as .keras, SavedModel and TFLite -> models/export/, registered in MLflow."""
+
+import json
+import logging
+from dataclasses import replace
+from typing import Any
+
+from gansr import tracking
+from gansr.atomic import atomic_path, write_json
+from gansr.config import Params
+from gansr.export import FILES, describe, export_generator
+from gansr.inference import load_generator
+from gansr.layout import EXPORTED_VARIANTS, MAIN_VARIANT, Layout, training_run_id
+from gansr.style_score import headline
+
+log = logging.getLogger("gansr")
+
+
+def run(params: Params, layout: Layout) -> None:
+    """Write every generator in ``export.formats`` to models/export/<variant>/, check, and register each."""
+    models = {name: load_generator(getattr(layout, name) / "generator.keras") for name in EXPORTED_VARIANTS}
+    with atomic_path(layout.export) as tmp:
+        tmp.mkdir()
+        errors = {}
+        for name, model in models.items():
+            errors[name] = export_generator(model, tmp / name, params.export.formats)
+            log.info("export: %s written and reloaded, max |error|: %s", name, describe(errors[name]))
+        models[MAIN_VARIANT].save(tmp / "generator.keras")  # `gansr upscale`'s default model
+        registrations = {
+            name: {**_register(params, layout, name, model), "max_error": errors[name],
+                   "files": {fmt: f"{name}/{FILES[fmt]}" for fmt in params.export.formats}}
+            for name, model in models.items()
+        }
+        # The main (GAN) registration stays at the top level, where `gansr summary` reads it.
+        write_json(tmp / "registry.json", {**registrations[MAIN_VARIANT], "variants": registrations})
+    for name, registration in registrations.items():
+        log.info("export: %s v%d: %s", registration["name"], registration["version"], registration["decision"])
+
+
+def _register(params: Params, layout: Layout, variant: str, model: Any) -> dict[str, Any]:
+    """Register ``variant`` as a new version of its own registered model, with its test metrics."""
+    scores = json.loads((layout.metrics / "eval.json").read_text())
+    if variant == "style":
+        # Style 0 is the GAN generator bit for bit, so it shares the GAN's image scores.
+        style_scores = json.loads((layout.metrics / "style.json").read_text())
+        metrics = {**scores[MAIN_VARIANT], **headline(style_scores)}
+    else:
+        metrics = scores[variant]
+    name = params.tracking.registered_model
+    cfg = replace(params.tracking, registered_model=name if variant == MAIN_VARIANT else f"{name}-{variant}")
+    run_id = training_run_id(getattr(layout, variant))
+    return {"run_id": run_id, **tracking.register_generator(model, run_id, metrics, cfg, layout.root)}

@@ -1,0 +1,16 @@
+"""Stage `train_style`: a style branch on the frozen GAN generator -> models/style/."""
+
+import logging
+
+from gansr.config import Params
+from gansr.layout import Layout
+from gansr.stages import run_note
+from gansr.training.phases import train_style
+
+log = logging.getLogger("gansr")
+
+
+def run(params: Params, layout: Layout) -> None:
+    """Train the style branch over every style; style 0 stays the GAN generator."""
+    summary = train_style(params, layout.validated, layout.gan, layout.style, layout.checkpoints, layout.root)
+    log.info("train_style: done (styles %s), %s", summary["styles"], run_note(summary))
