@@ -567,3 +567,37 @@ def test_train_style_learns_styles_without_touching_super_resolution(
     phases.train_style(tiny_params(), pairs_dir, psnr_run["out"], again, tmp_path / "checkpoints", tmp_path)
     for first, second in zip(styled.get_weights(), load_generator(again / "generator.keras").get_weights()):
         np.testing.assert_array_equal(first, second)
+
+
+@pytest.mark.parametrize(("phase", "interrupt_at"), [("gan", 3), ("style", 7)])
+def test_a_killed_phase_resumes_to_the_weights_of_an_uninterrupted_run(
+        phase: str, interrupt_at: int, psnr_run: dict[str, Any], pairs_dir: Path, mlflow_uri: str,
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    # Checkpoints every 2 steps: the resumed run redoes the steps after the last one, with the same crops.
+    def train(name: str) -> dict[str, Any]:
+        return getattr(phases, f"train_{phase}")(tiny_params(), pairs_dir, psnr_run["out"], tmp_path / name,
+                                                 tmp_path / f"{name}-checkpoints", tmp_path)
+
+    train("whole")
+    run_loop = phases.run_loop
+
+    def interrupted_loop(step_fn: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
+        calls = itertools.count(1)
+
+        def step(lr: tf.Tensor, hr: tf.Tensor) -> Any:
+            if next(calls) == interrupt_at:
+                raise KeyboardInterrupt
+            return step_fn(lr, hr)
+
+        return run_loop(step, *args, **kwargs)
+
+    with monkeypatch.context() as mp:
+        mp.setattr(phases, "run_loop", interrupted_loop)
+        with pytest.raises(KeyboardInterrupt):
+            train("resumed")
+    assert not (tmp_path / "resumed").exists()
+    train("resumed")
+    whole = load_generator(tmp_path / "whole" / "generator.keras").get_weights()
+    resumed = load_generator(tmp_path / "resumed" / "generator.keras").get_weights()
+    for expected, actual in zip(whole, resumed, strict=True):
+        np.testing.assert_array_equal(actual, expected)

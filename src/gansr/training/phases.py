@@ -51,7 +51,7 @@ from gansr.training.steps import GanWeights, StyleWeights, make_gan_step, make_p
 
 log = logging.getLogger(__name__)
 
-# Input pipeline i (one per worker) draws its crops from seed + start step + i × this.
+# Input pipeline i (one per worker) draws its crops from seed + i × this.
 PIPELINE_SEED_STRIDE = 1_000_003
 GENERATOR_FILE = "generator.keras"
 SUMMARY_FILE = "training.json"
@@ -183,10 +183,12 @@ def _run_phase(phase: str, params: Params, distribution: Distribution, manifest:
     about = {"phase": phase, "steps": settings.steps, "precision": policy, **spread, **extra}
 
     def batches(start: int) -> Iterator[Any]:
-        # A resumed run draws fresh crops instead of replaying the first ones.
+        # A resumed run goes on with the crops an uninterrupted run would take from step `start`,
+        # so it ends with the same weights. Each step takes one batch per replica of a pipeline.
+        taken = start * (distribution.replicas // distribution.workers)
         return distribution.batches(lambda pipeline: training_dataset(
             manifest, pairs_dir, params.scale, train.patch_size, train.batch_size,
-            seed=params.seed + start + pipeline * PIPELINE_SEED_STRIDE))
+            seed=params.seed + pipeline * PIPELINE_SEED_STRIDE).skip(taken))
 
     if not distribution.is_chief:
         final = run_loop(step, batches, state, checkpoint_dir, settings, lambda *_: None, distribution)
