@@ -1,14 +1,19 @@
-"""A throw-away copy of the pipeline repository, for tests that run real `dvc repro`."""
+"""Throw-away repositories for tests: a copy of the pipeline for real `dvc repro`, or export's inputs."""
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import keras
 import yaml
+
+from gansr import tracking
+from gansr.layout import Layout
 
 REPO = Path(__file__).resolve().parents[1]
 BIN = Path(sys.executable).parent
@@ -66,3 +71,20 @@ def run(cwd: Path, *command: str) -> subprocess.CompletedProcess[str]:
     """Run ``command`` in ``cwd`` with the project's virtualenv first on PATH."""
     return subprocess.run(command, cwd=cwd, env=pipeline_env(), capture_output=True, text=True,
                           timeout=900)
+
+
+def export_inputs(root: Path, generators: dict[str, keras.Model], experiment: str) -> Layout:
+    """What the stages before export leave in ``root``: each generator with its run in the current store, and scores."""
+    layout = Layout.at(root)
+    for name, model in generators.items():
+        folder = getattr(layout, name)
+        folder.mkdir(parents=True)
+        model.save(folder / "generator.keras")
+        with tracking.start_run(root, experiment, run_name=name) as run:
+            (folder / "training.json").write_text(json.dumps({"run_id": run.info.run_id}))
+    layout.metrics.mkdir()
+    scores = {"y_psnr": 25.0, "ssim": 0.8}
+    (layout.metrics / "eval.json").write_text(json.dumps({"psnr": scores, "gan": scores}))
+    (layout.metrics / "style.json").write_text(json.dumps(
+        {"own_style_rate": 1.0, "mean_moved": 0.5, "min_content_ssim": 0.7}))
+    return layout

@@ -12,8 +12,9 @@ import numpy as np
 import pytest
 import tensorflow as tf
 from mlflow import MlflowClient
+from repo_helpers import export_inputs
 
-from gansr import export, tracking
+from gansr import export
 from gansr.config import EXPORT_FORMATS, parse_params
 from gansr.errors import ConfigError, GansrError
 from gansr.layout import Layout
@@ -105,21 +106,9 @@ PARAMS = parse_params({"tracking": {"experiment": "gansr-test", "registered_mode
 def repo(generators: dict[str, keras.Model], tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
     """Trained generators with their runs and metrics, as the stages before export leave them."""
     root = tmp_path_factory.mktemp("repo")
-    layout = Layout.at(root)
     with pytest.MonkeyPatch.context() as mp:
         mp.delenv("MLFLOW_TRACKING_URI", raising=False)
-        for name, model in generators.items():
-            folder = getattr(layout, name)
-            folder.mkdir(parents=True)
-            model.save(folder / "generator.keras")
-            with tracking.start_run(root, PARAMS.tracking.experiment, run_name=name) as run:
-                (folder / "training.json").write_text(json.dumps({"run_id": run.info.run_id}))
-        layout.metrics.mkdir()
-        scores = {"y_psnr": 25.0, "ssim": 0.8}
-        (layout.metrics / "eval.json").write_text(json.dumps({"psnr": scores, "gan": scores}))
-        (layout.metrics / "style.json").write_text(json.dumps(
-            {"own_style_rate": 1.0, "mean_moved": 0.5, "min_content_ssim": 0.7}))
-        export_stage.run(PARAMS, layout)
+        export_stage.run(PARAMS, export_inputs(root, generators, PARAMS.tracking.experiment))
         yield root
 
 

@@ -1,4 +1,4 @@
-"""Two pipelines registering into one SQLite MLflow store at the same moment."""
+"""Two pipelines registering the same model at the same moment: in one SQLite store, and through a server."""
 
 from __future__ import annotations
 
@@ -33,10 +33,11 @@ def slow_champion(*args):  # a slow store: widens the read-to-set window a race 
     time.sleep(0.5)
     return found
 tracking._champion = slow_champion
-cfg = TrackingConfig(**json.loads(sys.argv[5]))
 model = build_generator(2, 4, 1)
 for folder in sorted(base.glob("round*")):
-    os.environ["MLFLOW_TRACKING_URI"] = f"sqlite:///{folder / 'mlflow.db'}"
+    store = json.loads((folder / "store.json").read_text())
+    os.environ["MLFLOW_TRACKING_URI"] = store["uri"]
+    cfg = TrackingConfig(experiment=store["experiment"], registered_model=store["model"])
     (folder / f"ready-{me}").touch()
     while not (folder / f"ready-{other}").exists():
         time.sleep(0.001)
@@ -45,15 +46,22 @@ for folder in sorted(base.glob("round*")):
     (folder / f"result-{me}.json").write_text(json.dumps({"version": result["version"]}))
 """
 
+@pytest.fixture(params=["sqlite", "server"])
+def rounds(request: pytest.FixtureRequest, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
+    """ROUNDS rounds, each a fresh registered model (in a fresh SQLite store, or on the one server).
 
-@pytest.fixture
-def rounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
-    """ROUNDS fresh stores, each with one run per racer created via start_run."""
+    Each round's folder holds store.json (where to register) and one run per racer.
+    """
     folders = []
     for index in range(ROUNDS):
         folder = tmp_path / f"round{index}"
         folder.mkdir()
-        monkeypatch.setenv("MLFLOW_TRACKING_URI", f"sqlite:///{folder / 'mlflow.db'}")
+        if request.param == "sqlite":
+            store = {"uri": f"sqlite:///{folder / 'mlflow.db'}", "model": CFG.registered_model}
+        else:
+            store = {"uri": request.getfixturevalue("mlflow_server"), "model": f"race-{tmp_path.name}-{index}"}
+        (folder / "store.json").write_text(json.dumps({**store, "experiment": CFG.experiment}))
+        monkeypatch.setenv("MLFLOW_TRACKING_URI", store["uri"])
         for racer in ("a", "b"):
             with tracking.start_run(folder, CFG.experiment, run_name=racer) as run:
                 (folder / f"run-{racer}").write_text(run.info.run_id)
@@ -62,9 +70,8 @@ def rounds(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> list[Path]:
 
 
 def test_racing_registrations_leave_the_better_version_champion(tmp_path: Path, rounds: list[Path]) -> None:
-    config = json.dumps({"experiment": CFG.experiment, "registered_model": CFG.registered_model})
     racers = [
-        subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path), me, other, str(score), config],
+        subprocess.Popen([sys.executable, "-c", RACER, str(tmp_path), me, other, str(score)],
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for me, other, score in (("a", "b", SCORES[0]), ("b", "a", SCORES[1]))
     ]
@@ -73,11 +80,12 @@ def test_racing_registrations_leave_the_better_version_champion(tmp_path: Path, 
         assert racer.returncode == 0, err[-2000:]
         assert "database is locked" not in err
     for folder in rounds:
-        client = MlflowClient(f"sqlite:///{folder / 'mlflow.db'}")
+        store = json.loads((folder / "store.json").read_text())
+        client = MlflowClient(store["uri"])
         better = json.loads((folder / "result-b.json").read_text())["version"]
         worse = json.loads((folder / "result-a.json").read_text())["version"]
         assert {better, worse} == {1, 2}
-        aliases = client.get_registered_model(CFG.registered_model).aliases
+        aliases = client.get_registered_model(store["model"]).aliases
         assert int(aliases[tracking.CHAMPION]) == better, f"{folder.name}: {aliases}"
         assert int(aliases[tracking.CHALLENGER]) in {better, worse}
 

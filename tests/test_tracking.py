@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import hashlib
+import json
 import shutil
 import socket
 import subprocess
@@ -13,7 +14,9 @@ from typing import Any
 
 import keras
 import numpy as np
+import pandas as pd
 import pytest
+import yaml
 from mlflow import MlflowClient
 
 from gansr import tracking
@@ -167,6 +170,37 @@ def test_resume_reuses_a_known_run_and_replaces_an_unknown_one(store: Path) -> N
     with tracking.start_run(store, "gansr-resume", run_name="evaluate", resume_run_id="0" * 32) as run:
         fresh = run.info
     assert fresh.run_id != train_id and fresh.run_name == "evaluate"
+
+
+def test_experiments_open_in_the_ui_model_training_view(store: Path) -> None:
+    tracking.configure(store, "gansr-kind")
+    client = MlflowClient()
+    assert client.get_experiment_by_name("gansr-kind").tags["mlflow.experimentKind"] == "custom_model_development"
+    made_by_hand = client.create_experiment("made-by-hand")
+    tracking.configure(store, "made-by-hand")  # an existing experiment gets the tag too ...
+    assert client.get_experiment(made_by_hand).tags["mlflow.experimentKind"] == "custom_model_development"
+    client.set_experiment_tag(made_by_hand, "mlflow.experimentKind", "finetuning")
+    tracking.configure(store, "made-by-hand")  # ... unless someone chose another view
+    assert client.get_experiment(made_by_hand).tags["mlflow.experimentKind"] == "finetuning"
+
+
+def test_training_data_is_the_runs_dataset_input_with_dvcs_hash(tmp_path: Path, store: Path) -> None:
+    manifest = pd.DataFrame({"name": ["a", "b"], "split": ["train", "test"]})
+    root = tmp_path / "repo"
+    (root / "data" / "validated").mkdir(parents=True)
+    (root / "dvc.lock").write_text(yaml.safe_dump({"schema": "2.0", "stages": {"validate": {
+        "cmd": "python stages/run.py validate",
+        "outs": [{"path": "data/validated", "md5": "0123456789abcdef0123456789abcdef.dir", "nfiles": 1}]}}}))
+    assert tracking.dvc_hash(root, "data/validated") == "0123456789abcdef0123456789abcdef.dir"
+    assert tracking.dvc_hash(root, "data/pairs") is None and tracking.dvc_hash(tmp_path, "data/validated") is None
+    for repo, digest in ((root, "0123456789abcdef0123456789abcdef.dir"), (tmp_path, None)):
+        with tracking.start_run(store, "gansr-lineage", run_name="train") as run:
+            tracking.log_training_data(manifest, root / "data" / "validated", repo)
+        (logged,) = MlflowClient().get_run(run.info.run_id).inputs.dataset_inputs
+        assert logged.dataset.name == ("data/validated" if repo == root else "repo/data/validated")
+        assert logged.dataset.digest == (digest or logged.dataset.digest) and logged.dataset.digest
+        assert {tag.key: tag.value for tag in logged.tags}["mlflow.data.context"] == "training"
+        assert json.loads(logged.dataset.schema)["mlflow_colspec"][1]["name"] == "split"
 
 
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")

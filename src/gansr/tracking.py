@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import tempfile
 import threading
+import warnings
 from collections.abc import Iterator
 from contextlib import AbstractContextManager, contextmanager, nullcontext
 from datetime import datetime
@@ -35,7 +36,9 @@ from typing import Any
 import keras
 import mlflow
 import numpy as np
+import pandas as pd
 import requests
+import yaml
 from filelock import FileLock
 from mlflow import ActiveRun, MlflowClient
 from mlflow.entities import LifecycleStage
@@ -54,6 +57,8 @@ CHALLENGER = "challenger"
 PROMOTION_TAG = "promotion"  # a version's tag holding the last decision about its champion alias
 MODEL_NAME = "generator"  # the logged model's name inside a run
 ROOT_MARKERS = ("params.yaml", "dvc.yaml")
+# The MLflow UI opens an experiment with this tag value in its model-training view (runs, metrics, models).
+EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 # One probe of a remote server, DNS included; a healthy server answers in milliseconds.
 PROBE_TIMEOUT_S = 5.0
 # Installed packages a loaded generator needs; mlflow itself is added by MLflow.
@@ -113,6 +118,9 @@ def configure(root: Path, experiment: str) -> str:
             )
         else:
             experiment_id = found.experiment_id
+            for key, value in EXPERIMENT_KIND.items():  # an experiment made before gansr set it, or by hand
+                if key not in found.tags:
+                    client.set_experiment_tag(experiment_id, key, value)
     except MlflowException as exc:
         raise TrackingError(f"cannot use MLflow experiment '{experiment}' in {uri}: {_reason(exc)}") from exc
     return experiment_id
@@ -129,6 +137,35 @@ def run_tags(root: Path) -> dict[str, str]:
         "params.sha256": _file_sha256(root / "params.yaml"),
     }
 
+
+
+def log_training_data(manifest: pd.DataFrame, manifest_dir: Path, root: Path) -> None:
+    """Record the validated manifest a run trains on as the active run's MLflow dataset input.
+
+    Its digest is DVC's hash of ``manifest_dir`` from ``dvc.lock`` (the same
+    string ``dvc status`` compares), so the run page names exactly the data
+    version; outside a DVC pipeline MLflow's own digest of the table stands in.
+    """
+    name = _relative(manifest_dir, root)
+    with warnings.catch_warnings():
+        # MLflow registers its local-file source for both "" and "file:" and warns that a path matches twice.
+        warnings.filterwarnings("ignore", "The specified dataset source can be interpreted", UserWarning)
+        dataset = mlflow.data.from_pandas(manifest, source=str(manifest_dir.resolve()), name=name,
+                                          digest=dvc_hash(root, name))
+    mlflow.log_input(dataset, context="training")
+
+
+def dvc_hash(root: Path, path: str) -> str | None:
+    """DVC's hash of the stage output ``path`` (relative to ``root``) as recorded in ``root/dvc.lock``."""
+    try:
+        lock = yaml.safe_load((root / "dvc.lock").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return None
+    for stage in (lock.get("stages") or {}).values():
+        for out in stage.get("outs") or []:
+            if out.get("path") == path:
+                return out.get("md5")
+    return None
 
 
 @contextmanager
@@ -392,6 +429,12 @@ def _converge_champion(client: MlflowClient, name: str, metric: str, since: int 
         client.set_registered_model_alias(name, CHAMPION, str(best))
 
 
+def _relative(path: Path, root: Path) -> str:
+    """``path`` relative to ``root`` in POSIX form, as dvc.yaml writes it (absolute if outside)."""
+    path, root = path.resolve(), root.resolve()
+    return path.relative_to(root).as_posix() if path.is_relative_to(root) else path.as_posix()
+
+
 def _store_root(root: Path) -> Path:
     """The main repository even inside a ``dvc exp run --temp``/queue copy (``<repo>/.dvc/tmp/exps/…``).
 
@@ -414,7 +457,7 @@ def _artifact_location(uri: str) -> str | None:
 
 def _create_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
     try:
-        return client.create_experiment(name, artifact_location=artifact_location)
+        return client.create_experiment(name, artifact_location=artifact_location, tags=EXPERIMENT_KIND)
     except MlflowException as exc:
         if exc.error_code != "RESOURCE_ALREADY_EXISTS":
             raise

@@ -209,6 +209,7 @@ def _run_phase(phase: str, params: Params, distribution: Distribution, manifest:
             mlflow.set_tags({"gansr.phase": phase, "gansr.precision": policy,
                              "gansr.strategy": distribution.kind,
                              **{f"gansr.{k}": v for k, v in extra.items()}})
+            tracking.log_training_data(manifest, pairs_dir, root)
         if extra.get("backbone") == "random":
             mlflow.set_tag("gansr.warning", "VGG19 weights unavailable: random-filter backbone used")
 
