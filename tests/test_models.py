@@ -1,6 +1,9 @@
 """Generator, discriminator and backbone at tiny sizes."""
 
+import json
 import re
+import time
+import zipfile
 from pathlib import Path
 
 import keras
@@ -11,6 +14,7 @@ import tensorflow as tf
 from scipy import ndimage
 
 from gansr.losses import perceptual_loss
+from gansr.models.archive import save_generator
 from gansr.models.backbone import VGG19_NOTOP_FILE, build_backbone
 from gansr.models.discriminator import build_discriminator
 from gansr.models.generator import build_generator, copy_shared_weights, style_names
@@ -206,3 +210,17 @@ def test_styled_generator_at_style_0_is_the_plain_generator(tmp_path: Path) -> N
     reloaded = keras.saving.load_model(path, safe_mode=True)
     assert style_names(reloaded) == ["a", "b"] and style_names(plain) == []
     np.testing.assert_allclose(reloaded([lr, np.array([0, 1, 2], np.int32)]), out, atol=1e-6)
+
+
+def test_a_saved_generator_is_the_same_file_whenever_it_is_saved(random_generator, tmp_path: Path) -> None:
+    model = random_generator(0, styles=("gravel",))
+    save_generator(model, tmp_path / "first.keras")
+    time.sleep(2.1)  # past the resolution of both stamps Keras writes (1 s in metadata, 2 s in the zip)
+    save_generator(model, tmp_path / "second.keras")
+    assert (tmp_path / "first.keras").read_bytes() == (tmp_path / "second.keras").read_bytes()
+    with zipfile.ZipFile(tmp_path / "first.keras") as archive:
+        assert "date_saved" not in json.loads(archive.read("metadata.json"))
+    loaded = keras.saving.load_model(tmp_path / "second.keras", safe_mode=True)
+    for saved, original in zip(loaded.get_weights(), model.get_weights(), strict=True):
+        np.testing.assert_array_equal(saved, original)
+    assert not list(tmp_path.glob(".*"))  # no rewrite left behind

@@ -33,6 +33,7 @@ import numpy as np
 import tensorflow as tf
 
 from gansr.errors import GansrError
+from gansr.models.archive import save_generator
 from gansr.models.generator import style_names
 from gansr.models.layers import BicubicUpsample
 
@@ -108,7 +109,7 @@ def _feed(inputs: list[np.ndarray]) -> dict[str, np.ndarray]:
 
 
 def _write_keras(model: keras.Model, path: Path) -> None:
-    model.save(path)
+    save_generator(model, path)
 
 
 def _run_keras(path: Path, inputs: list[np.ndarray]) -> np.ndarray:

@@ -48,6 +48,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 import gansr
 from gansr import serving
+from gansr.models.archive import save_generator
 from gansr.models.generator import style_names
 from gansr.config import TrackingConfig
 from gansr.errors import TrackingError
@@ -356,7 +357,7 @@ def _log_and_register(
     """
     with tempfile.TemporaryDirectory(prefix="gansr-log-") as staging:
         staged = Path(staging)
-        model.save(staged / serving.GENERATOR_FILE)
+        save_generator(model, staged / serving.GENERATOR_FILE)
         package = Path(gansr.__file__).parent
         shutil.copytree(package, staged / "code" / package.name,
                         ignore=shutil.ignore_patterns("__pycache__"))

@@ -11,6 +11,7 @@ from gansr.config import Params
 from gansr.export import FILES, describe, export_generator
 from gansr.inference import load_generator
 from gansr.layout import EXPORTED_VARIANTS, MAIN_VARIANT, Layout, training_run_id
+from gansr.models.archive import save_generator
 from gansr.style_score import headline
 
 log = logging.getLogger("gansr")
@@ -25,7 +26,7 @@ def run(params: Params, layout: Layout) -> None:
         for name, model in models.items():
             errors[name] = export_generator(model, tmp / name, params.export.formats)
             log.info("export: %s written and reloaded, max |error|: %s", name, describe(errors[name]))
-        models[MAIN_VARIANT].save(tmp / "generator.keras")  # `gansr upscale`'s default model
+        save_generator(models[MAIN_VARIANT], tmp / "generator.keras")  # `gansr upscale`'s default model
         registrations = {
             name: {**_register(params, layout, name, model), "max_error": errors[name],
                    "files": {fmt: f"{name}/{FILES[fmt]}" for fmt in params.export.formats}}

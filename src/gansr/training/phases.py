@@ -40,6 +40,7 @@ from gansr.data.pairs import read_manifest
 from gansr.evaluation import load_pairs, score, upscale_with_each
 from gansr.inference import load_generator
 from gansr.data.styles import load_styles, style_targets
+from gansr.models.archive import save_generator
 from gansr.models.backbone import build_backbone
 from gansr.models.discriminator import build_discriminator
 from gansr.models.generator import build_generator, copy_shared_weights
@@ -225,7 +226,7 @@ def _run_phase(phase: str, params: Params, distribution: Distribution, manifest:
         mlflow.log_metric(f"{phase}/train_seconds", seconds)
         with atomic_path(out_dir) as tmp:
             tmp.mkdir()
-            ema.save(tmp / GENERATOR_FILE)
+            save_generator(ema, tmp / GENERATOR_FILE)
             (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
     # The outputs are in place: the checkpoints have served their purpose.
     shutil.rmtree(checkpoint_dir, ignore_errors=True)

@@ -1,0 +1,37 @@
+"""Saving a generator as a ``.keras`` archive whose bytes depend on the model alone.
+
+Keras stamps the time of saving into the archive (``metadata.json``'s
+``date_saved`` and the zip entries' dates), so saving the same weights twice
+gives two different files, and DVC would see a changed output after every
+reproduced run. :func:`save_generator` takes those stamps out.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import zipfile
+from pathlib import Path
+
+import keras
+
+# The zip format's earliest date: the entries record no clock.
+FIXED_DATE = (1980, 1, 1, 0, 0, 0)
+
+
+def save_generator(model: keras.Model, path: Path) -> None:
+    """``model.save(path)``, then rewrite the archive without the time it was saved."""
+    model.save(path)
+    with zipfile.ZipFile(path) as archive:
+        entries = [(info, archive.read(info)) for info in archive.infolist()]
+    rewritten = path.with_name(f".{path.name}.rewrite")
+    with zipfile.ZipFile(rewritten, "w") as archive:
+        for info, data in entries:
+            if info.filename == "metadata.json":
+                metadata = json.loads(data)
+                metadata.pop("date_saved", None)
+                data = json.dumps(metadata).encode()
+            entry = zipfile.ZipInfo(info.filename, FIXED_DATE)
+            entry.compress_type, entry.external_attr = info.compress_type, info.external_attr
+            archive.writestr(entry, data)
+    os.replace(rewritten, path)
