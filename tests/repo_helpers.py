@@ -80,8 +80,8 @@ def export_inputs(root: Path, generators: dict[str, keras.Model], experiment: st
         folder = getattr(layout, name)
         folder.mkdir(parents=True)
         model.save(folder / "generator.keras")
-        with tracking.start_run(root, experiment, run_name=name) as run:
-            (folder / "training.json").write_text(json.dumps({"run_id": run.info.run_id}))
+        with tracking.start_run(root, experiment, run_name=name):
+            tracking.tag_generator(folder / "generator.keras")
     layout.metrics.mkdir()
     scores = {"y_psnr": 25.0, "ssim": 0.8}
     (layout.metrics / "eval.json").write_text(json.dumps({"psnr": scores, "gan": scores}))

@@ -115,13 +115,13 @@ def repo(generators: dict[str, keras.Model], tmp_path_factory: pytest.TempPathFa
 def test_export_stage_writes_only_the_chosen_formats(repo: Path) -> None:
     folder = repo / "models" / "export"
     written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
-    assert written == ["gan/generator.keras", "generator.keras", "psnr/generator.keras", "registry.json",
+    assert written == ["gan/generator.keras", "generator.keras", "psnr/generator.keras",
                        "style/generator.keras"]
 
 
 def test_each_variant_is_its_own_registered_model_with_aliases(repo: Path) -> None:
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
-    registry = json.loads((repo / "models" / "export" / "registry.json").read_text())
+    registry = json.loads((repo / "models" / "registry.json").read_text())
     # The main registration stays at the top level, where `gansr summary` reads it.
     assert registry["name"] == "sr" and registry["version"] == 1 and registry["run_id"]
     assert registry["aliases"] == ["champion", "challenger"] and registry["decision"].startswith("champion")
@@ -139,11 +139,11 @@ def test_each_variant_is_its_own_registered_model_with_aliases(repo: Path) -> No
 def test_a_failed_check_leaves_the_previous_export_untouched(
     repo: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    registry = repo / "models" / "export" / "registry.json"
-    before = registry.read_text()
+    registry, exported = repo / "models" / "registry.json", repo / "models" / "export" / "generator.keras"
+    before = registry.read_text(), exported.read_bytes()
     monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
     monkeypatch.setitem(export.RUNNERS, "keras", lambda path, inputs: np.zeros((1, 2, 2, 3), np.float32))
     with pytest.raises(GansrError, match=r"psnr/generator\.keras: reloaded export gives shape"):
         export_stage.run(PARAMS, Layout.at(repo))
-    assert registry.read_text() == before
+    assert (registry.read_text(), exported.read_bytes()) == before
     assert not list((repo / "models").glob(".export.*"))  # no temporary left behind

@@ -52,7 +52,7 @@ def gansr(root: Path, server: str, *args: str) -> subprocess.CompletedProcess[st
 
 
 def test_export_registers_every_variant_on_the_server(repo: Path, mlflow_server: str) -> None:
-    registry = json.loads((repo / "models" / "export" / "registry.json").read_text())
+    registry = json.loads((repo / "models" / "registry.json").read_text())
     client = MlflowClient(mlflow_server)
     for registration in registry["variants"].values():
         version = client.get_model_version_by_alias(registration["name"], "champion")

@@ -32,7 +32,7 @@ def test_every_stage_wrote_its_outputs(repo: Path) -> None:
                  "metrics/validation.json", "models/psnr/generator.keras", "models/gan/generator.keras",
                  "models/style/generator.keras", "metrics/style.json", "plots/styles.png",
                  "metrics/eval.json", "metrics/per_image.csv", "plots/samples.png",
-                 "models/export/generator.keras", "models/export/registry.json", "dvc.lock"):
+                 "models/export/generator.keras", "models/registry.json", "dvc.lock"):
         assert (repo / path).is_file(), path
     for variant in ("psnr", "gan", "style"):
         for name in ("generator.keras", "saved_model/saved_model.pb", "generator_fp16.tflite"):
@@ -72,7 +72,7 @@ def test_style_scores_compare_styled_with_unstyled_and_controls(repo: Path) -> N
 
 def test_mlflow_runs_and_registry(repo: Path) -> None:
     client = MlflowClient(tracking_uri=f"sqlite:///{repo / 'mlflow.db'}")
-    registration = json.loads((repo / "models" / "export" / "registry.json").read_text())
+    registration = json.loads((repo / "models" / "registry.json").read_text())
     version = client.get_model_version_by_alias("gansr", "champion")
     assert int(version.version) == registration["version"] == 1
     assert sorted(client.get_model_version("gansr", version.version).aliases) == ["challenger", "champion"]

@@ -203,6 +203,25 @@ def test_training_data_is_the_runs_dataset_input_with_dvcs_hash(tmp_path: Path, 
         assert json.loads(logged.dataset.schema)["mlflow_colspec"][1]["name"] == "split"
 
 
+def test_a_generator_file_leads_to_the_run_that_wrote_it(store: Path, tmp_path: Path,
+                                                          random_generator: Callable[..., keras.Model]) -> None:
+    generator = tmp_path / "generator.keras"
+    random_generator(0).save(generator)
+    with tracking.start_run(store, "gansr-link", run_name="gan") as run:
+        tracking.tag_generator(generator)
+    assert tracking.generator_run_id(store, "gansr-link", "gan", generator) == run.info.run_id
+    # A generator this store never saw trained (pulled from a DVC remote): a new run, tagged with it.
+    other = tmp_path / "pulled.keras"
+    random_generator(1).save(other)
+    fresh = tracking.generator_run_id(store, "gansr-link", "gan", other)
+    assert fresh != run.info.run_id and tracking.generator_run_id(store, "gansr-link", "gan", other) == fresh
+    tags = MlflowClient().get_run(fresh).data.tags
+    assert tags[tracking.GENERATOR_TAG] == hashlib.md5(other.read_bytes()).hexdigest()
+    assert "no training run of pulled.keras" in tags["gansr.note"]
+    with pytest.raises(TrackingError, match="missing.keras"):
+        tracking.generator_run_id(store, "gansr-link", "gan", tmp_path / "missing.keras")
+
+
 @pytest.mark.skipif(shutil.which("git") is None, reason="git is not installed")
 def test_run_tags_record_the_git_commit(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     root = tmp_path / "repo"

@@ -6,6 +6,7 @@ generator, 16² HR crops in batches of 2, a SQLite MLflow store in tmp_path.
 
 from __future__ import annotations
 
+import hashlib
 import itertools
 import json
 import math
@@ -20,6 +21,7 @@ import tensorflow as tf
 from mlflow import MlflowClient
 from PIL import Image
 
+from gansr import tracking
 from gansr.config import DataConfig, Params, parse_params
 from gansr.data.dataset import random_crop_pair, training_dataset
 from gansr.data.pairs import build_pairs, read_manifest
@@ -429,7 +431,8 @@ def test_train_psnr_writes_the_generator_and_its_summary(psnr_run: dict[str, Any
     out, summary = psnr_run["out"], psnr_run["summary"]
     assert sorted(p.name for p in out.iterdir()) == ["generator.keras", "training.json"]
     written = json.loads((out / "training.json").read_text())
-    assert written == summary
+    # The file records what the inputs determine; the run id and the time are in the returned summary only.
+    assert {**written, "run_id": summary["run_id"], "seconds_this_attempt": summary["seconds_this_attempt"]} == summary
     assert written["phase"] == "psnr" and written["steps"] == 6 and written["precision"] == "float32"
     assert written["strategy"] == "none" and written["replicas"] == 1 and written["workers"] == 1
     assert written["batch_size_per_replica"] == written["global_batch_size"] == BATCH
@@ -454,6 +457,11 @@ def test_train_psnr_logs_its_run_to_mlflow(psnr_run: dict[str, Any], mlflow_uri:
     assert sorted(m.step for m in history) == [2, 4, 6]
     assert run.data.metrics["psnr/pixel"] == pytest.approx(psnr_run["summary"]["final_losses"]["pixel"])
     assert run.data.metrics["psnr/train_seconds"] > 0
+    # The run names the file it wrote by its MD5, which is how evaluate and export find the run.
+    generator = (psnr_run["out"] / "generator.keras").read_bytes()
+    assert run.data.tags[tracking.GENERATOR_TAG] == hashlib.md5(generator).hexdigest()
+    (data,) = run.inputs.dataset_inputs  # the manifest it trained on
+    assert data.dataset.name and data.dataset.digest
 
 
 def test_train_psnr_removes_its_checkpoints_once_done(psnr_run: dict[str, Any]) -> None:
@@ -526,7 +534,7 @@ def test_train_gan_fine_tunes_the_pretrained_generator(psnr_run: dict[str, Any],
     summary = phases.train_gan(tiny_params(), pairs_dir, psnr_run["out"], out, tmp_path / "checkpoints",
                                tmp_path)
     written = json.loads((out / "training.json").read_text())
-    assert written == summary
+    assert written == {k: v for k, v in summary.items() if k not in ("run_id", "seconds_this_attempt")}
     assert written["phase"] == "gan" and written["backbone"] == "random" and written["steps"] == 3
     assert set(written["final_losses"]) == GAN_LOSSES
     assert all(math.isfinite(v) for v in written["final_losses"].values())

@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from gansr.errors import ConfigError, DataError, GansrError, exit_on_error
+from gansr.layout import Layout
 
 if TYPE_CHECKING:
     from gansr.config import TrackingConfig
@@ -211,12 +212,10 @@ def summary_command(args: argparse.Namespace) -> None:
     from gansr.tracking import tracking_uri
 
     root = Path(args.root).resolve()
-    eval_file = root / "metrics" / "eval.json"
-    registry_file = root / "models" / "export" / "registry.json"
-    for path in (eval_file, registry_file):
-        if not path.is_file():
-            raise GansrError(f"{path} not found: run `dvc repro` first")
-    registration = json.loads(registry_file.read_text())
+    layout = Layout.at(root)
+    eval_file = layout.metrics / "eval.json"
+    if not eval_file.is_file():
+        raise GansrError(f"{eval_file} not found: run `dvc repro` first")
     scores = json.loads(eval_file.read_text())
     print(f"Test split, ×{scores['scale']} (Y channel, border = scale):")
     print(format_eval_table(scores))
@@ -225,11 +224,15 @@ def summary_command(args: argparse.Namespace) -> None:
         print("Style (texture and colour statistics training never sees): "
               + format_style_scores(json.loads(style_file.read_text())))
     print("Samples:           plots/samples.png, plots/styles.png")
-    print(f"\nMLflow run:        {registration['run_id']}")
+    print(f"\nTracking store:    {tracking_uri(root)}")
+    if not layout.registry.is_file():  # models pulled from a DVC remote, registered in another store
+        print("Registered model:  none in this store (`dvc repro --force export` registers these models)")
+        return
+    registration = json.loads(layout.registry.read_text())
+    print(f"MLflow run:        {registration['run_id']}")
     print(f"Registered model:  {registration['name']} version {registration['version']} "
           f"(aliases: {', '.join(registration['aliases']) or 'none'})")
     print(f"Promotion:         {registration['decision']}")
-    print(f"Tracking store:    {tracking_uri(root)}")
     print("Open the MLflow UI: make ui   (then http://127.0.0.1:5000)")
 
 

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -29,6 +28,7 @@ class Layout:
     gan: Path
     style: Path
     export: Path
+    registry: Path
     metrics: Path
     plots: Path
 
@@ -46,11 +46,10 @@ class Layout:
             gan=root / "models" / "gan",
             style=root / "models" / "style",
             export=root / "models" / "export",
+            # What export registered in the MLflow store: a record of the store, like mlflow.db, so
+            # neither DVC nor git tracks it (its run ids and versions differ from store to store).
+            registry=root / "models" / "registry.json",
             metrics=root / "metrics",
             plots=root / "plots",
         )
 
-
-def training_run_id(variant_dir: Path) -> str:
-    """The MLflow run that trained the generator in ``variant_dir`` (from its training.json)."""
-    return json.loads((variant_dir / "training.json").read_text())["run_id"]

@@ -58,6 +58,9 @@ CHALLENGER = "challenger"
 PROMOTION_TAG = "promotion"  # a version's tag holding the last decision about its champion alias
 MODEL_NAME = "generator"  # the logged model's name inside a run
 ROOT_MARKERS = ("params.yaml", "dvc.yaml")
+# A training run's tag naming the generator file it wrote by its MD5 (DVC's hash of a file): the link
+# from a DVC output to its MLflow run, kept out of the output so a reproduced run writes the same bytes.
+GENERATOR_TAG = "gansr.generator_md5"
 # The MLflow UI opens an experiment with this tag value in its model-training view (runs, metrics, models).
 EXPERIMENT_KIND = {"mlflow.experimentKind": "custom_model_development"}
 # One probe of a remote server, DNS included; a healthy server answers in milliseconds.
@@ -154,6 +157,33 @@ def log_training_data(manifest: pd.DataFrame, manifest_dir: Path, root: Path) ->
         dataset = mlflow.data.from_pandas(manifest, source=str(manifest_dir.resolve()), name=name,
                                           digest=dvc_hash(root, name))
     mlflow.log_input(dataset, context="training")
+
+
+def tag_generator(generator: Path) -> None:
+    """Tag the active (training) run with the MD5 of the generator file it wrote."""
+    mlflow.set_tag(GENERATOR_TAG, _md5(generator))
+
+
+def generator_run_id(root: Path, experiment: str, run_name: str, generator: Path) -> str:
+    """The newest run of ``experiment`` that wrote ``generator`` (by its MD5 tag), else a new run tagged with it.
+
+    A clone that pulled its models from a DVC remote but logs to another
+    store finds no training run: its evaluation and registration then go to a
+    new run named ``run_name``, tagged with the same MD5.
+    """
+    digest = _md5(generator)
+    experiment_id = configure(root, experiment)
+    try:
+        found = MlflowClient().search_runs([experiment_id], f"tags.`{GENERATOR_TAG}` = '{digest}'",
+                                           order_by=["attributes.start_time DESC"], max_results=1)
+    except MlflowException as exc:
+        raise TrackingError(f"cannot search MLflow experiment '{experiment}': {_reason(exc)}") from exc
+    if found:
+        return found[0].info.run_id
+    with start_run(root, experiment, run_name) as run:
+        mlflow.set_tags({GENERATOR_TAG: digest,
+                         "gansr.note": f"no training run of {generator.name} in this store; started for its results"})
+        return run.info.run_id
 
 
 def dvc_hash(root: Path, path: str) -> str | None:
@@ -544,6 +574,13 @@ def _fmt(metric: str, value: float) -> str:
 def _pip_requirements() -> list[str]:
     """Exact pins of the installed runtime packages; faster and surer than MLflow's inference."""
     return [f"{name}=={version}" for name in RUNTIME_PACKAGES if (version := _version(name))]
+
+
+def _md5(path: Path) -> str:
+    try:
+        return hashlib.md5(path.read_bytes()).hexdigest()
+    except OSError as exc:
+        raise TrackingError(f"cannot read {path}: {exc.strerror}") from exc
 
 
 def _file_sha256(path: Path) -> str:

@@ -14,7 +14,7 @@ from gansr.data.pairs import read_manifest
 from gansr.data.styles import load_styles
 from gansr.evaluation import evaluate, evaluate_extra_sets, evaluate_styles, load_pairs
 from gansr.inference import load_generator
-from gansr.layout import VARIANTS, Layout, training_run_id
+from gansr.layout import VARIANTS, Layout
 from gansr.models.backbone import build_backbone
 from gansr.reporting import format_eval_table, format_style_scores
 from gansr.style_score import headline
@@ -39,7 +39,7 @@ def _evaluate_variants(params: Params, layout: Layout, test_pairs: list) -> dict
         log.info("evaluate: %s (%d images)\n%s", set_name, scores["images"], format_eval_table(scores))
     for name, path in variant_dirs.items():
         with tracking.start_run(layout.root, params.tracking.experiment, run_name=name,
-                                resume_run_id=training_run_id(path)):
+                                resume_run_id=_training_run(params, layout, name)):
             mlflow.log_metrics({f"test/{k}": v for k, v in summary[name].items()})
             mlflow.log_metric("test/megapixels_per_s", speed["megapixels_per_s"][name])
             mlflow.log_metrics({f"test/bicubic_{k}": v for k, v in summary["bicubic"].items()})
@@ -57,7 +57,7 @@ def _evaluate_styles(params: Params, layout: Layout, test_pairs: list) -> dict[s
                              load_styles(params.style), backbone, params.evaluate, layout.metrics,
                              layout.plots)
     with tracking.start_run(layout.root, params.tracking.experiment, run_name="style",
-                            resume_run_id=training_run_id(layout.style)):
+                            resume_run_id=_training_run(params, layout, "style")):
         mlflow.log_metrics({f"test/{name}_{key}": value for name, entry in scores["styles"].items()
                             for key, value in entry.items()})
         mlflow.log_metrics({f"test/{key}": value for key, value in headline(scores).items()})
@@ -68,3 +68,8 @@ def _evaluate_styles(params: Params, layout: Layout, test_pairs: list) -> dict[s
         mlflow.log_artifact(str(layout.metrics / "style.json"), "evaluation")
         mlflow.log_artifact(str(layout.plots / "styles.png"), "evaluation")
     return scores
+
+
+def _training_run(params: Params, layout: Layout, variant: str) -> str:
+    return tracking.generator_run_id(layout.root, params.tracking.experiment, variant,
+                                     getattr(layout, variant) / "generator.keras")

@@ -10,7 +10,7 @@ from gansr.atomic import atomic_path, write_json
 from gansr.config import Params
 from gansr.export import FILES, describe, export_generator
 from gansr.inference import load_generator
-from gansr.layout import EXPORTED_VARIANTS, MAIN_VARIANT, Layout, training_run_id
+from gansr.layout import EXPORTED_VARIANTS, MAIN_VARIANT, Layout
 from gansr.models.archive import save_generator
 from gansr.style_score import headline
 
@@ -32,8 +32,8 @@ def run(params: Params, layout: Layout) -> None:
                    "files": {fmt: f"{name}/{FILES[fmt]}" for fmt in params.export.formats}}
             for name, model in models.items()
         }
-        # The main (GAN) registration stays at the top level, where `gansr summary` reads it.
-        write_json(tmp / "registry.json", {**registrations[MAIN_VARIANT], "variants": registrations})
+    # The main (GAN) registration stays at the top level, where `gansr summary` reads it.
+    write_json(layout.registry, {**registrations[MAIN_VARIANT], "variants": registrations})
     for name, registration in registrations.items():
         log.info("export: %s v%d: %s", registration["name"], registration["version"], registration["decision"])
 
@@ -49,5 +49,6 @@ def _register(params: Params, layout: Layout, variant: str, model: Any) -> dict[
         metrics = scores[variant]
     name = params.tracking.registered_model
     cfg = replace(params.tracking, registered_model=name if variant == MAIN_VARIANT else f"{name}-{variant}")
-    run_id = training_run_id(getattr(layout, variant))
+    run_id = tracking.generator_run_id(layout.root, params.tracking.experiment, variant,
+                                       getattr(layout, variant) / "generator.keras")
     return {"run_id": run_id, **tracking.register_generator(model, run_id, metrics, cfg, layout.root)}

@@ -219,8 +219,8 @@ def _run_phase(phase: str, params: Params, distribution: Distribution, manifest:
 
         final = run_loop(step, batches, state, checkpoint_dir, settings, on_log, distribution)
         seconds = time.monotonic() - started
-        summary = {**about, "run_id": run.info.run_id, "final_losses": final,
-                   "seconds_this_attempt": round(seconds, 1)}
+        # What the outputs record is determined by the inputs alone; the run id and the time are MLflow's.
+        summary = {**about, "final_losses": final}
         if score_val:
             summary.update(_validate(ema, manifest, pairs_dir, params.scale, phase, settings.steps))
         mlflow.log_metric(f"{phase}/train_seconds", seconds)
@@ -228,6 +228,8 @@ def _run_phase(phase: str, params: Params, distribution: Distribution, manifest:
             tmp.mkdir()
             save_generator(ema, tmp / GENERATOR_FILE)
             (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+            tracking.tag_generator(tmp / GENERATOR_FILE)
+    summary = {**summary, "run_id": run.info.run_id, "seconds_this_attempt": round(seconds, 1)}
     # The outputs are in place: the checkpoints have served their purpose.
     shutil.rmtree(checkpoint_dir, ignore_errors=True)
     return summary
