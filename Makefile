@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run test ui shell lock clean
+.PHONY: install run test test-fast ui shell lock clean
 
 install: $(STAMP)
 
@@ -25,6 +25,10 @@ run: install
 
 test: install
 	python -m pytest
+
+# The edit-test loop: the suite without the tests marked slow (training phases, whole pipelines, servers).
+test-fast: install
+	python -m pytest -m "not slow"
 
 # A shell with .venv active, for dvc, gansr and mlflow commands (exit to leave).
 shell: install

@@ -30,6 +30,8 @@ from gansr.errors import ConfigError
 from gansr.inference import load_generator
 from gansr.training.distribute import Distribution, resolve_distribute, start_distribution, training_tasks
 
+pytestmark = pytest.mark.slow
+
 HERE = Path(__file__).parent
 STEP_CASES = ("pretrain", "gan", "style")
 MULTI_WORKER_TIMEOUT_S = 120

@@ -20,6 +20,8 @@ from gansr.errors import ConfigError, GansrError
 from gansr.layout import Layout
 from gansr.stages import export as export_stage
 
+pytestmark = pytest.mark.slow
+
 STYLES = ("gravel", "brick")
 
 

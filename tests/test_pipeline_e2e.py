@@ -19,6 +19,9 @@ from mlflow import MlflowClient
 from PIL import Image
 from repo_helpers import TINY, git, make_repo, run
 
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1800)]  # the first test waits for the whole repro
+
+
 @pytest.fixture(scope="module")
 def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = make_repo(tmp_path_factory.mktemp("e2e") / "gansr repo", TINY)  # a space, on purpose

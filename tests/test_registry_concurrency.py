@@ -13,6 +13,8 @@ from mlflow import MlflowClient
 from gansr import tracking
 from gansr.config import TrackingConfig
 
+pytestmark = pytest.mark.slow
+
 CFG = TrackingConfig(experiment="gansr-race", registered_model="gansr-race")
 SCORES = (25.0, 26.0)  # y_psnr of the two racing pipelines; the second must end up champion
 ROUNDS = 3  # fresh stores, so one lucky interleaving cannot hide the race

@@ -9,7 +9,10 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
 from repo_helpers import TINY, make_repo, pipeline_env, run
+
+pytestmark = [pytest.mark.slow, pytest.mark.timeout(1200)]
 
 CHECKPOINT_EVERY = 10
 SLOW_ENOUGH = {**TINY, "train": {**TINY["train"], "pretrain_steps": 1500,

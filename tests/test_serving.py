@@ -26,6 +26,8 @@ from gansr.errors import DataError, GansrError
 from gansr.imageio import encode_png
 from gansr.inference import Upscaler
 
+pytestmark = pytest.mark.slow
+
 PLAIN = TrackingConfig(experiment="serving", registered_model="plain")
 STYLED = TrackingConfig(experiment="serving", registered_model="styled")
 SERVER_START_S = 180.0

@@ -427,6 +427,7 @@ def test_a_non_finite_step_leaves_weights_and_ema_untouched(fixed_batch) -> None
 # --- the phases end to end ------------------------------------------------------------------
 
 
+@pytest.mark.slow
 def test_train_psnr_writes_the_generator_and_its_summary(psnr_run: dict[str, Any], mlflow_uri: str) -> None:
     out, summary = psnr_run["out"], psnr_run["summary"]
     assert sorted(p.name for p in out.iterdir()) == ["generator.keras", "training.json"]
@@ -443,6 +444,7 @@ def test_train_psnr_writes_the_generator_and_its_summary(psnr_run: dict[str, Any
     assert all(w.dtype == "float32" for w in generator.weights)
 
 
+@pytest.mark.slow
 def test_train_psnr_logs_its_run_to_mlflow(psnr_run: dict[str, Any], mlflow_uri: str) -> None:
     client = MlflowClient(tracking_uri=mlflow_uri)
     run = client.get_run(psnr_run["summary"]["run_id"])
@@ -464,6 +466,7 @@ def test_train_psnr_logs_its_run_to_mlflow(psnr_run: dict[str, Any], mlflow_uri:
     assert data.dataset.name and data.dataset.digest
 
 
+@pytest.mark.slow
 def test_train_psnr_removes_its_checkpoints_once_done(psnr_run: dict[str, Any]) -> None:
     assert list(psnr_run["checkpoints"].iterdir()) == []
 
@@ -478,6 +481,7 @@ def interrupting_run_loop(monkeypatch: pytest.MonkeyPatch, at: int) -> None:
     monkeypatch.setattr(phases, "run_loop", run_loop_until)
 
 
+@pytest.mark.slow
 def test_a_killed_pretraining_resumes_in_the_same_mlflow_run(
         pairs_dir: Path, mlflow_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     params, out, checkpoints = tiny_params(), tmp_path / "psnr", tmp_path / "checkpoints"
@@ -499,6 +503,7 @@ def test_a_killed_pretraining_resumes_in_the_same_mlflow_run(
     assert list(checkpoints.iterdir()) == []
 
 
+@pytest.mark.slow
 def test_a_restart_whose_old_run_was_deleted_logs_params_to_the_new_run(
         pairs_dir: Path, mlflow_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     params, out, checkpoints = tiny_params(pretrain_steps=2), tmp_path / "psnr", tmp_path / "checkpoints"
@@ -522,12 +527,14 @@ def test_pretraining_without_pairs_is_a_data_error(tmp_path: Path, mlflow_uri: s
         phases.train_psnr(tiny_params(), tmp_path / "pairs", tmp_path / "out", tmp_path / "ckpt", tmp_path)
 
 
+@pytest.mark.slow
 def test_a_single_pretraining_step_is_allowed(pairs_dir: Path, mlflow_uri: str, tmp_path: Path) -> None:
     summary = phases.train_psnr(tiny_params(pretrain_steps=1), pairs_dir, tmp_path / "psnr",
                                 tmp_path / "checkpoints", tmp_path)
     assert summary["steps"] == 1
 
 
+@pytest.mark.slow
 def test_train_gan_fine_tunes_the_pretrained_generator(psnr_run: dict[str, Any], pairs_dir: Path,
                                                        mlflow_uri: str, tmp_path: Path) -> None:
     out = tmp_path / "gan"
@@ -554,6 +561,7 @@ def test_fine_tuning_without_a_pretrained_generator_is_a_gansr_error(pairs_dir: 
                          tmp_path / "checkpoints", tmp_path)
 
 
+@pytest.mark.slow
 def test_train_style_learns_styles_without_touching_super_resolution(
         psnr_run: dict[str, Any], pairs_dir: Path, mlflow_uri: str, tmp_path: Path) -> None:
     # Styles train on top of a finished generator; the pretrained one serves here.
@@ -577,6 +585,7 @@ def test_train_style_learns_styles_without_touching_super_resolution(
         np.testing.assert_array_equal(first, second)
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize(("phase", "interrupt_at"), [("gan", 3), ("style", 7)])
 def test_a_killed_phase_resumes_to_the_weights_of_an_uninterrupted_run(
         phase: str, interrupt_at: int, psnr_run: dict[str, Any], pairs_dir: Path, mlflow_uri: str,
