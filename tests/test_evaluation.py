@@ -226,7 +226,7 @@ def test_style_evaluation_scores_outputs_and_controls_and_shows_full_resolution_
     pairs = [ImagePair(name, bicubic_downscale(mod_crop(hr, SCALE), SCALE), mod_crop(hr, SCALE))
              for name, hr in photos.items()]
     cfg = EvaluateConfig(sample_images=2, style_crop=40)
-    scores = evaluate_styles(model, pairs, styles, build_backbone("random"), cfg, tmp_path, tmp_path)
+    scores = evaluate_styles(model, pairs, styles, build_backbone("random"), SCALE, cfg, tmp_path, tmp_path)
     assert json.loads((tmp_path / "style.json").read_text()) == scores
     assert set(scores["styles"]) == {s.name for s in styles} and scores["pairs"] == 6
     controls = scores["controls"]

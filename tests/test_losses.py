@@ -51,6 +51,17 @@ def test_coarse_luminance_loss_ignores_fine_texture_and_colour_but_not_light_and
     assert float(losses.coarse_luminance_loss(brighter, image, 4)) == pytest.approx(0.1, abs=1e-5)
 
 
+def test_fine_detail_keeps_texture_finer_than_an_lr_pixel_and_drops_light_and_shade() -> None:
+    ramp = np.linspace(0.2, 0.8, 32)[None, :, None] * np.ones((32, 1, 3))  # light and shade only
+    checker = np.indices((32, 32)).sum(axis=0) % 2 * 0.2 - 0.1
+    image = tf.constant(ramp[None], tf.float32)
+    textured = tf.constant((ramp + checker[..., None])[None], tf.float32)
+    smooth = losses.fine_detail(image, 4).numpy()[0, 4:-4, 4:-4]  # away from the edges' padding
+    assert smooth.shape[-1] == 3 and np.abs(smooth - 0.5).max() < 0.01  # grey, centred on 0.5
+    detail = losses.fine_detail(textured, 4).numpy()[0, 4:-4, 4:-4, 0]
+    np.testing.assert_allclose(detail - smooth[..., 0], checker[4:-4, 4:-4], atol=1e-6)  # all of the texture
+
+
 def test_sliced_wasserstein_tells_a_ring_of_hues_from_a_grey_cloud_of_the_same_covariance() -> None:
     rng = np.random.default_rng(0)
     directions = rng.normal(size=(3, 8))

@@ -59,7 +59,7 @@ def test_a_style_folder_without_images_fails_the_first_stage_before_any_work(tmp
 def test_targets_stack_quantiles_per_style_and_score_each_style_nearest_to_itself() -> None:
     styles = load_styles(StyleConfig(image_size=64))
     backbone = build_backbone("random")
-    targets = style_targets(backbone, styles)
+    targets = style_targets(backbone, styles, scale=4)
     # Four pyramid levels of 64 random filters; chroma directions orthogonal to grey.
     assert [tuple(t.shape) for t in targets.textures] == [(3, 64, PALETTE_QUANTILES)] * 4
     assert tuple(targets.palettes.shape) == (3, PALETTE_DIRECTIONS, PALETTE_QUANTILES)

@@ -253,14 +253,14 @@ def style_controls(unstyled: list[np.ndarray], pairs: list[ImagePair],
 
 
 def training_loss_reduction(outputs: dict[str, list[np.ndarray]], styles: list[StyleImage],
-                            backbone: Backbone) -> dict[str, float]:
+                            backbone: Backbone, scale: int) -> dict[str, float]:
     """Diagnostic only: 1 − style loss (styled / unstyled) towards each style, in the training's own terms.
 
     Training minimises this very quantity (texture + palette of
     :func:`~gansr.data.styles.style_losses`), so it shows that training
     converged, not that a style is recognisable: that is :func:`style_report`'s job.
     """
-    targets = style_targets(backbone, styles)
+    targets = style_targets(backbone, styles, scale)
     seed = tf.constant([0, 0])
 
     def loss(images: list[np.ndarray], style: int) -> float:
@@ -298,8 +298,8 @@ def style_grid(pairs: list[ImagePair], outputs: dict[str, list[np.ndarray]], sty
     return grid
 
 
-def evaluate_styles(model: keras.Model, pairs: list[ImagePair], styles: list[StyleImage],
-                    backbone: Backbone, cfg: EvaluateConfig, metrics_dir: Path, plots_dir: Path) -> dict:
+def evaluate_styles(model: keras.Model, pairs: list[ImagePair], styles: list[StyleImage], backbone: Backbone,
+                    scale: int, cfg: EvaluateConfig, metrics_dir: Path, plots_dir: Path) -> dict:
     """Score the style generator on ``pairs``; write ``style.json`` and ``styles.png``.
 
     The headline is :func:`~gansr.style_score.style_report`, measured with
@@ -311,7 +311,7 @@ def evaluate_styles(model: keras.Model, pairs: list[ImagePair], styles: list[Sty
     report = style_report(outputs["none"], {n: outputs[n] for n in names}, {s.name: s.image for s in styles},
                           [p.lr for p in pairs])
     scores = {**report, "controls": style_controls(outputs["none"], pairs, styles),
-              "training_loss_reduction": training_loss_reduction(outputs, styles, backbone)}
+              "training_loss_reduction": training_loss_reduction(outputs, styles, backbone, scale)}
     write_json(metrics_dir / "style.json", scores)
     shown = pairs[: cfg.sample_images]
     cell = min(cfg.style_crop, *(min(p.hr.shape[:2]) for p in shown), *(min(s.image.shape[:2]) for s in styles))

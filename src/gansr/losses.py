@@ -48,9 +48,18 @@ def luma(images: tf.Tensor) -> tf.Tensor:
     return tf.reduce_sum(tf.cast(images, tf.float32) * weights, axis=-1, keepdims=True)
 
 
-def grey(images: tf.Tensor) -> tf.Tensor:
-    """RGB images with only their luma: [..., 3], every channel the same."""
-    return tf.repeat(luma(images), 3, axis=-1)
+def fine_detail(images: tf.Tensor, scale: int) -> tf.Tensor:
+    """The luma finer than an LR pixel, as grey RGB around 0.5: Y minus its ``scale``×``scale`` block means.
+
+    The block means are bilinearly upsampled before the subtraction, so the
+    split leaves no block edges. A texture drawn in this band changes little of
+    what :func:`coarse_luminance_loss` keeps, so texture and content stop
+    pulling against each other.
+    """
+    y = luma(images)
+    coarse = tf.nn.avg_pool2d(y, scale, scale, "SAME")
+    detail = y - tf.image.resize(coarse, tf.shape(y)[1:3], "bilinear")
+    return tf.repeat(detail + 0.5, 3, axis=-1)
 
 
 def sorted_projections(samples: tf.Tensor, directions: tf.Tensor | None = None) -> tf.Tensor:

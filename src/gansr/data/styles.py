@@ -65,42 +65,49 @@ class StyleTargets:
     """What the style loss pulls each style towards, stacked over styles (index s − 1 for style s).
 
     ``textures``: per texture layer, [styles, C, Q] quantiles of the responses
-    of the backbone's texture filters to the style image's luma; ``palettes``:
-    [styles, K, Q] quantiles of its colours along the K chroma ``directions`` [3, K].
+    of the backbone's texture filters to the style image's luma detail finer
+    than an LR pixel at ``scale`` (:func:`~gansr.losses.fine_detail`);
+    ``palettes``: [styles, K, Q] quantiles of its colours along the K chroma
+    ``directions`` [3, K].
     """
 
     textures: list[tf.Tensor]
     palettes: tf.Tensor
     directions: tf.Tensor
+    scale: int
 
 
-def style_targets(backbone: Backbone, styles: list[StyleImage]) -> StyleTargets:
-    """Texture and palette targets of the style images."""
+def style_targets(backbone: Backbone, styles: list[StyleImage], scale: int) -> StyleTargets:
+    """Texture and palette targets of the style images, for outputs upscaled ``scale`` times."""
     directions = palette_directions()
-    return StyleTargets(style_textures(backbone, styles), style_palettes(styles, directions), directions)
+    return StyleTargets(style_textures(backbone, styles, scale), style_palettes(styles, directions), directions,
+                        scale)
 
 
 def style_losses(backbone: Backbone, images: tf.Tensor, targets: StyleTargets, style: tf.Tensor,
                  seed: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     """(L_texture, L_palette) of RGB ``images`` [B, H, W, 3] in [0, 1] against their styles (1..N, [B]).
 
-    Texture compares the texture features of the luma, so a grey texture adds
-    no colour; palette compares the pixels' chroma, so light and shade stay
-    the photo's. ``seed`` draws the positions the texture loss sorts.
+    Texture compares the texture features of the luma detail finer than an
+    LR pixel, so a grey texture adds no colour and leaves the light and shade
+    of the LR input to the content; palette compares the pixels' chroma.
+    ``seed`` draws the positions the texture loss sorts.
     """
     texture = losses.texture_distribution_loss(
-        backbone.texture(losses.grey(images)), [tf.gather(layer, style - 1) for layer in targets.textures],
+        backbone.texture(losses.fine_detail(images, targets.scale)), [tf.gather(layer, style - 1) for layer in targets.textures],
         TEXTURE_POSITIONS, seed)
     pixels = tf.reshape(images, [tf.shape(images)[0], -1, 3])
     palette = losses.sliced_wasserstein_loss(pixels, tf.gather(targets.palettes, style - 1), targets.directions)
     return texture, palette
 
 
-def style_textures(backbone: Backbone, styles: list[StyleImage], count: int = PALETTE_QUANTILES) -> list[tf.Tensor]:
-    """Per texture layer, quantiles of the filter responses to each style's luma: [styles, C, count]."""
+def style_textures(backbone: Backbone, styles: list[StyleImage], scale: int,
+                   count: int = PALETTE_QUANTILES) -> list[tf.Tensor]:
+    """Per texture layer, quantiles of the filter responses to each style's luma detail: [styles, C, count]."""
     per_style = []
     for style in styles:
-        layers = backbone.texture(losses.grey(tf.constant(style.image[None], tf.float32) / 255.0))
+        image = tf.constant(style.image[None], tf.float32) / 255.0
+        layers = backbone.texture(losses.fine_detail(image, scale))
         per_style.append([losses.quantiles(losses.sorted_projections(tf.reshape(f, [-1, f.shape[-1]])), count)
                           for f in layers])
     return [tf.stack(layer) for layer in zip(*per_style)]

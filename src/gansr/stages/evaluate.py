@@ -54,7 +54,7 @@ def _evaluate_variants(params: Params, layout: Layout, test_pairs: list) -> dict
 def _evaluate_styles(params: Params, layout: Layout, test_pairs: list) -> dict[str, Any]:
     backbone = build_backbone(params.loss.backbone, params.loss.vgg19_weights)
     scores = evaluate_styles(load_generator(layout.style / "generator.keras"), test_pairs,
-                             load_styles(params.style), backbone, params.evaluate, layout.metrics,
+                             load_styles(params.style), backbone, params.scale, params.evaluate, layout.metrics,
                              layout.plots)
     with tracking.start_run(layout.root, params.tracking.experiment, run_name="style",
                             resume_run_id=_training_run(params, layout, "style")):

@@ -147,7 +147,7 @@ def train_style(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, 
             ema = _generator(params, name="generator_ema", style_names=names)
         ema.set_weights(generator.get_weights())
         backbone = build_backbone(params.loss.backbone, params.loss.vgg19_weights)
-        targets = style_targets(backbone, styles)
+        targets = style_targets(backbone, styles, params.scale)
         optimizer = make_optimizer(style.lr, policy)
         optimizer.build(generator.trainable_variables)
     weights = StyleWeights(style.content_weight, style.luminance_weight, style.style_weight, style.palette_weight)
