@@ -152,8 +152,10 @@ def log_training_data(manifest: pd.DataFrame, manifest_dir: Path, root: Path) ->
     """
     name = _relative(manifest_dir, root)
     with warnings.catch_warnings():
-        # MLflow registers its local-file source for both "" and "file:" and warns that a path matches twice.
+        # MLflow registers its local-file source for both "" and "file:" and warns that a path matches twice;
+        # and its schema hint about integer columns concerns model inputs, not a logged table.
         warnings.filterwarnings("ignore", "The specified dataset source can be interpreted", UserWarning)
+        warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer column", UserWarning)
         dataset = mlflow.data.from_pandas(manifest, source=str(manifest_dir.resolve()), name=name,
                                           digest=dvc_hash(root, name))
     mlflow.log_input(dataset, context="training")
