@@ -158,7 +158,7 @@ def log_training_data(manifest: pd.DataFrame, manifest_dir: Path, root: Path) ->
         warnings.filterwarnings("ignore", "Hint: Inferred schema contains integer column", UserWarning)
         dataset = mlflow.data.from_pandas(manifest, source=str(manifest_dir.resolve()), name=name,
                                           digest=dvc_hash(root, name))
-    mlflow.log_input(dataset, context="training")
+        mlflow.log_input(dataset, context="training")
 
 
 def tag_generator(generator: Path) -> None:
