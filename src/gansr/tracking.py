@@ -6,8 +6,10 @@ The default store is a SQLite file at the repository root
 instead. A remote server is probed before use, so a dead one fails in seconds
 with one line rather than after MLflow's minutes of retries.
 
-Stages share one run: ``train`` starts it and records its id, ``evaluate``
-and ``export`` resume it through :func:`start_run`. ``export`` calls
+Stages share one run per generator: training starts it, logs its data
+(:func:`log_training_data`) and tags it with the MD5 of the file it wrote
+(:func:`tag_generator`); ``evaluate`` and ``export`` find it by that file
+(:func:`generator_run_id`) and resume it through :func:`start_run`. ``export`` calls
 :func:`register_generator`, which adds a registry version, aliases it
 ``challenger`` and moves ``champion`` only when the new version is better.
 ``gansr info`` lists the versions (:func:`list_versions`) and ``gansr
@@ -140,7 +142,6 @@ def run_tags(root: Path) -> dict[str, str]:
         "dvc.lock.sha256": _file_sha256(root / "dvc.lock"),
         "params.sha256": _file_sha256(root / "params.yaml"),
     }
-
 
 
 def log_training_data(manifest: pd.DataFrame, manifest_dir: Path, root: Path) -> None:
