@@ -1,9 +1,11 @@
 """Saving a generator as a ``.keras`` archive whose bytes depend on the model alone.
 
 Keras stamps the time of saving into the archive (``metadata.json``'s
-``date_saved`` and the zip entries' dates), so saving the same weights twice
-gives two different files, and DVC would see a changed output after every
-reproduced run. :func:`save_generator` takes those stamps out.
+``date_saved`` and the zip entries' dates) and marks objects shared between
+layers with their memory address (``shared_object_id`` in ``config.json``), so
+saving the same weights twice gives two different files, and DVC would see a
+changed output after every reproduced run. :func:`save_generator` takes the
+stamps out and numbers the shared objects in the order they appear.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ FIXED_DATE = (1980, 1, 1, 0, 0, 0)
 
 
 def save_generator(model: keras.Model, path: Path) -> None:
-    """``model.save(path)``, then rewrite the archive without the time it was saved."""
+    """``model.save(path)``, then rewrite the archive without the time it was saved or memory addresses."""
     model.save(path)
     with zipfile.ZipFile(path) as archive:
         entries = [(info, archive.read(info)) for info in archive.infolist()]
@@ -31,7 +33,28 @@ def save_generator(model: keras.Model, path: Path) -> None:
                 metadata = json.loads(data)
                 metadata.pop("date_saved", None)
                 data = json.dumps(metadata).encode()
+            elif info.filename == "config.json":
+                data = json.dumps(_numbered_shared_objects(json.loads(data))).encode()
             entry = zipfile.ZipInfo(info.filename, FIXED_DATE)
             entry.compress_type, entry.external_attr = info.compress_type, info.external_attr
             archive.writestr(entry, data)
     os.replace(rewritten, path)
+
+
+def _numbered_shared_objects(config: object) -> object:
+    """``config`` with each distinct ``shared_object_id`` replaced by its rank of first appearance.
+
+    Keras only matches equal ids on loading, so any one-to-one renumbering
+    keeps the same objects shared.
+    """
+    numbers: dict[object, int] = {}
+
+    def renumber(node: object) -> object:
+        if isinstance(node, dict):
+            return {key: numbers.setdefault(value, len(numbers)) if key == "shared_object_id" else renumber(value)
+                    for key, value in node.items()}
+        if isinstance(node, list):
+            return [renumber(item) for item in node]
+        return node
+
+    return renumber(config)
