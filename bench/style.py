@@ -74,7 +74,7 @@ def training_paths(params, policy: str) -> list[TrainPath]:
     weights = StyleWeights(style_cfg.content_weight, style_cfg.luminance_weight, style_cfg.style_weight,
                            style_cfg.palette_weight)
     style = make_style_step(styled, styled_ema, make_optimizer(1e-3, policy), backbone,
-                            StyleTargets(textures, palettes, directions), weights, scale, 0.999)
+                            StyleTargets(textures, palettes, directions, scale), weights, scale, 0.999)
     paths = []
     for name, step in (("GAN step", gan), ("style step", style)):
         batches = random_crops(train.batch_size, train.patch_size, scale)

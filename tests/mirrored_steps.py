@@ -142,7 +142,7 @@ def style(models: Models, strategy: tf.distribute.Strategy) -> Any:
     directions = palette_directions()
     palettes = tf.sort(tf.constant(rng.random((1, directions.shape[1], 64), np.float32)), axis=-1)
     return make_style_step(models["generator"], models["ema"], optimizer, backbone,
-                           StyleTargets(textures, palettes, directions), StyleWeights(1.0, 1.0, 1.0, 1.0), SCALE,
+                           StyleTargets(textures, palettes, directions, SCALE), StyleWeights(1.0, 1.0, 1.0, 1.0), SCALE,
                            0.5, strategy)
 
 
