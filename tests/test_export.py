@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -18,6 +20,7 @@ from gansr import export
 from gansr.config import EXPORT_FORMATS, parse_params
 from gansr.errors import ConfigError, GansrError
 from gansr.layout import Layout
+from gansr.models.archive import save_generator
 from gansr.stages import export as export_stage
 
 pytestmark = pytest.mark.slow
@@ -61,6 +64,33 @@ def test_serving_formats_take_any_image_size_and_style(
     got = export.RUNNERS[fmt](path, inputs)
     assert got.shape == (3, 10, 18, 3)
     np.testing.assert_allclose(got, export.predict(generators["style"], inputs), atol=export.TOLERANCE[fmt])
+
+
+EXPORT_IN_A_NEW_PROCESS = """
+import sys
+from pathlib import Path
+from gansr.config import EXPORT_FORMATS
+from gansr.export import export_generator
+from gansr.inference import load_generator
+export_generator(load_generator(Path(sys.argv[1])), Path(sys.argv[2]), EXPORT_FORMATS)
+"""
+
+
+def test_the_same_generator_exports_to_the_same_bytes_in_every_process(
+    generators: dict[str, keras.Model], tmp_path: Path
+) -> None:
+    # Each process traces the serving function anew: Keras's own model.export listed the weights
+    # in another order each time, and TensorFlow draws a new fingerprint uuid.
+    save_generator(generators["style"], tmp_path / "generator.keras")
+    for name in ("first", "second"):
+        subprocess.run([sys.executable, "-c", EXPORT_IN_A_NEW_PROCESS, str(tmp_path / "generator.keras"),
+                        str(tmp_path / name)], check=True)
+    files = sorted(path.relative_to(tmp_path / "first") for path in (tmp_path / "first").rglob("*")
+                   if path.is_file())
+    assert {str(path) for path in files} >= {"generator.keras", "generator_fp16.tflite",
+                                             "saved_model/saved_model.pb", "saved_model/fingerprint.pb"}
+    for path in files:
+        assert (tmp_path / "first" / path).read_bytes() == (tmp_path / "second" / path).read_bytes(), path
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])

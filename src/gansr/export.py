@@ -31,6 +31,7 @@ from pathlib import Path
 import keras
 import numpy as np
 import tensorflow as tf
+from tensorflow.core.protobuf import fingerprint_pb2
 
 from gansr.errors import GansrError
 from gansr.models.archive import save_generator
@@ -117,10 +118,29 @@ def _run_keras(path: Path, inputs: list[np.ndarray]) -> np.ndarray:
 
 
 def _write_saved_model(model: keras.Model, path: Path) -> None:
+    """The serving signature over ``model``'s weights, which the module lists in the model's own order.
+
+    Not ``model.export``: Keras collects the weights a traced function reads
+    in an order that changes from process to process, so the same generator
+    gave different bytes each time. The fingerprint's random ``uuid`` becomes
+    one derived from the SavedModel's checksum, for the same reason.
+    """
     specs = _input_specs(model)
-    # A multi-input functional model takes its inputs as one list argument.
-    model.export(path, format="tf_saved_model", input_signature=specs if len(specs) == 1 else [specs],
-                 verbose=False)
+    module = tf.Module()
+    module.generator_weights = [weight.value for weight in model.weights]  # the tf.Variables the signature reads
+    if len(specs) == 1:
+        serve = tf.function(lambda lr: model(lr, training=False), input_signature=specs)
+    else:  # a multi-input functional model takes its inputs as one list
+        serve = tf.function(lambda lr, style: model([lr, style], training=False), input_signature=specs)
+    tf.saved_model.save(module, str(path), signatures={SERVING_SIGNATURE: serve.get_concrete_function()})
+    _fix_fingerprint_uuid(path)
+
+
+def _fix_fingerprint_uuid(path: Path) -> None:
+    fingerprint_file = path / "fingerprint.pb"
+    fingerprint = fingerprint_pb2.FingerprintDef.FromString(fingerprint_file.read_bytes())
+    fingerprint.uuid = str(fingerprint.saved_model_checksum)
+    fingerprint_file.write_bytes(fingerprint.SerializeToString(deterministic=True))
 
 
 def _run_saved_model(path: Path, inputs: list[np.ndarray]) -> np.ndarray:
