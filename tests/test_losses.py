@@ -94,3 +94,20 @@ def test_texture_distribution_loss_ignores_layout_is_relative_and_samples_determ
     assert loss(responses) < 0.05  # 1024 of 4096 positions still estimate the distribution
     assert loss(2 * responses) == pytest.approx(1.0, abs=0.1)  # |2x − x| relative to the target's mean |x|
     assert loss(2 * responses) == loss(2 * responses)  # the positions drawn depend on the seed alone
+
+
+def test_draw_positions_samples_only_what_exceeds_the_budget() -> None:
+    samples = tf.reshape(tf.range(2 * 50 * 3, dtype=tf.float32), [2, 50, 3])
+    assert losses.draw_positions(samples, 64, tf.constant([0, 0])) is samples  # within the budget: all
+    drawn = losses.draw_positions(samples, 20, tf.constant([5, 0]))
+    assert drawn.shape == (2, 20, 3)
+    np.testing.assert_array_equal(drawn, losses.draw_positions(samples, 20, tf.constant([5, 0])))
+    # The same positions in every image of the batch, each a whole [C] sample.
+    np.testing.assert_array_equal(drawn[1] - drawn[0], np.full((20, 3), 150.0))
+    assert not np.array_equal(drawn, losses.draw_positions(samples, 20, tf.constant([6, 0])))
+    # Inside a traced function the count is unknown until run time.
+    traced = tf.function(lambda x: losses.draw_positions(x, 20, tf.constant([5, 0])),
+                         input_signature=[tf.TensorSpec([None, None, 3])])
+    np.testing.assert_array_equal(traced(samples), drawn)
+    assert traced(samples[:, :10]).shape == (2, 10, 3)
+

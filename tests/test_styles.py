@@ -71,7 +71,7 @@ def test_targets_stack_quantiles_per_style_and_score_each_style_nearest_to_itsel
                   for s in range(1, len(styles) + 1)]
         textures, palettes = zip(*losses)
         assert int(np.argmin(textures)) == own - 1
-        assert palettes[own - 1] < 0.01  # its own colours
+        assert palettes[own - 1] < 0.02 < max(palettes)  # its own colours, up to 1024 drawn pixels' noise
     # Gravel and brick are grey: no chroma; the colour wheel is all chroma.
     assert float(tf.reduce_max(tf.abs(targets.palettes[:2]))) < 0.05 < float(tf.reduce_max(targets.palettes[2]))
 

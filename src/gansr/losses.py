@@ -98,6 +98,19 @@ def sliced_wasserstein_loss(samples: tf.Tensor, target_quantiles: tf.Tensor,
     return tf.reduce_mean(tf.abs(ours - target))
 
 
+def draw_positions(samples: tf.Tensor, positions: int, seed: tf.Tensor) -> tf.Tensor:
+    """[B, N, C] ``samples``, or ``positions`` of the N drawn at random (stateless, from ``seed``) if N is larger.
+
+    Sorting dominates the cost of a sliced Wasserstein distance, and a sample
+    of a thousand positions still estimates the distribution.
+    """
+    count = tf.shape(samples)[1]
+    if samples.shape[1] is not None and samples.shape[1] <= positions:
+        return samples
+    drawn = tf.random.stateless_uniform([positions], seed, 0, count, dtype=tf.int32)
+    return tf.cond(count > positions, lambda: tf.gather(samples, drawn, axis=1), lambda: samples)
+
+
 def texture_distribution_loss(features: list[tf.Tensor], target_quantiles: list[tf.Tensor],
                               positions: int, seed: tf.Tensor) -> tf.Tensor:
     """L_texture: per layer, the sliced Wasserstein distance of the feature responses to the style's.
@@ -105,19 +118,15 @@ def texture_distribution_loss(features: list[tf.Tensor], target_quantiles: list[
     Each feature map [B, H, W, C] is C distributions of filter responses over
     positions; random filters are themselves random directions in patch space,
     so this is the sliced Wasserstein texture loss of Heitz et al. (2021). A
-    layer with more than ``positions`` positions is compared on that many drawn
-    at random (stateless, from ``seed``): sorting dominates the cost, and the
-    sample still estimates the distribution. Each layer's distance is divided
+    layer with more than ``positions`` positions is compared on that many
+    (:func:`draw_positions`, from ``seed`` + the layer's index). Each layer's distance is divided
     by the mean response of its targets (over the batch), so layers of any
     scale weigh alike; the layers' mean is returned.
     """
     per_layer = []
     for index, (layer, target) in enumerate(zip(features, target_quantiles)):
-        samples = tf.reshape(layer, [tf.shape(layer)[0], -1, tf.shape(layer)[-1]])
-        count = tf.shape(samples)[1]
-        if samples.shape[1] is None or samples.shape[1] > positions:
-            drawn = tf.random.stateless_uniform([positions], seed + index, 0, count, dtype=tf.int32)
-            samples = tf.cond(count > positions, lambda: tf.gather(samples, drawn, axis=1), lambda: samples)
+        samples = draw_positions(tf.reshape(layer, [tf.shape(layer)[0], -1, tf.shape(layer)[-1]]),
+                                 positions, seed + index)
         distance = sliced_wasserstein_loss(samples, target)
         per_layer.append(distance / (tf.reduce_mean(tf.abs(target)) + 1e-6))
     return tf.add_n(per_layer) / len(per_layer)

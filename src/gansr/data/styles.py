@@ -21,7 +21,7 @@ from gansr.models.backbone import Backbone
 
 PALETTE_DIRECTIONS = 16  # chroma directions the palette loss compares distributions along
 PALETTE_QUANTILES = 1024  # quantiles kept of each style's sorted projections and texture responses
-TEXTURE_POSITIONS = 1024  # positions per feature map the texture loss sorts (a 32×32 map's worth)
+SORTED_POSITIONS = 1024  # positions per feature map or image the texture and palette losses sort
 
 # Provenance as stated in skimage/data/_fetchers.py docstrings.
 BUILTIN_STYLES: tuple[BuiltinPhoto, ...] = (
@@ -91,12 +91,14 @@ def style_losses(backbone: Backbone, images: tf.Tensor, targets: StyleTargets, s
     Texture compares the texture features of the luma detail finer than an
     LR pixel, so a grey texture adds no colour and leaves the light and shade
     of the LR input to the content; palette compares the pixels' chroma.
-    ``seed`` draws the positions the texture loss sorts.
+    ``seed`` draws the positions the texture and palette losses sort.
     """
     texture = losses.texture_distribution_loss(
-        backbone.texture(losses.fine_detail(images, targets.scale)), [tf.gather(layer, style - 1) for layer in targets.textures],
-        TEXTURE_POSITIONS, seed)
-    pixels = tf.reshape(images, [tf.shape(images)[0], -1, 3])
+        backbone.texture(losses.fine_detail(images, targets.scale)),
+        [tf.gather(layer, style - 1) for layer in targets.textures], SORTED_POSITIONS, seed)
+    # Seeds after the texture layers' own, so the palette draws other positions.
+    pixels = losses.draw_positions(tf.reshape(images, [tf.shape(images)[0], -1, 3]), SORTED_POSITIONS,
+                                   seed + len(targets.textures))
     palette = losses.sliced_wasserstein_loss(pixels, tf.gather(targets.palettes, style - 1), targets.directions)
     return texture, palette
 
