@@ -51,7 +51,7 @@ def random_crops(batch: int, patch: int, scale: int):
 
 def training_paths(params, policy: str) -> list[TrainPath]:
     """The GAN and the style step at params.yaml's sizes, each warmed up."""
-    train, scale = params.train, params.scale
+    train, scale, loss = params.train, params.scale, params.loss
     build = dict(scale=scale, channels=params.model.channels, blocks=params.model.blocks)
     backbone = build_backbone(params.loss.backbone, params.loss.vgg19_weights)
     generator = build_generator(**build)
@@ -59,7 +59,7 @@ def training_paths(params, policy: str) -> list[TrainPath]:
     discriminator = build_discriminator(params.model.disc_channels)
     g_optimizer, d_optimizer = make_optimizer(1e-4, policy), make_optimizer(1e-4, policy)
     gan = make_gan_step(generator, ema, discriminator, g_optimizer, d_optimizer, backbone,
-                        GanWeights(0.01, 1.0, 0.005), "l1", "relativistic", 0.999)
+                        GanWeights.of(loss), loss.pixel, loss.gan_type, train.ema_decay)
     styled = build_generator(**build, style_names=STYLES, style_channels=params.style.channels,
                              style_blocks=params.style.blocks)
     freeze_all_but_style(styled)
@@ -70,11 +70,9 @@ def training_paths(params, policy: str) -> list[TrainPath]:
     textures = [tf.sort(tf.random.uniform((len(STYLES), c, PALETTE_QUANTILES)), axis=-1) for c in widths]
     directions = palette_directions()
     palettes = tf.sort(tf.random.uniform((len(STYLES), directions.shape[1], PALETTE_QUANTILES)), axis=-1)
-    style_cfg = params.style
-    weights = StyleWeights(style_cfg.content_weight, style_cfg.luminance_weight, style_cfg.style_weight,
-                           style_cfg.palette_weight)
     style = make_style_step(styled, styled_ema, make_optimizer(1e-3, policy), backbone,
-                            StyleTargets(textures, palettes, directions, scale), weights, scale, 0.999)
+                            StyleTargets(textures, palettes, directions, scale), StyleWeights.of(params.style),
+                            scale, 0.999)
     paths = []
     for name, step in (("GAN step", gan), ("style step", style)):
         batches = random_crops(train.batch_size, train.patch_size, scale)

@@ -126,7 +126,7 @@ def gan(models: Models, strategy: tf.distribute.Strategy) -> Any:
         d_optimizer.build(models["discriminator"].trainable_variables)
         backbone = random_backbone()
     return make_gan_step(models["generator"], models["ema"], models["discriminator"], g_optimizer,
-                         d_optimizer, backbone, GanWeights(1.0, 0.5, 1.0), "l1", "relativistic", 0.5,
+                         d_optimizer, backbone, GanWeights(1.0, 0.5, 1.0, 1.0), "l1", "relativistic", 0.5,
                          strategy)
 
 

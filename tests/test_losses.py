@@ -111,3 +111,33 @@ def test_draw_positions_samples_only_what_exceeds_the_budget() -> None:
     np.testing.assert_array_equal(traced(samples), drawn)
     assert traced(samples[:, :10]).shape == (2, 10, 3)
 
+
+def test_artifact_loss_weighs_an_error_that_flickers_not_one_that_is_steady() -> None:
+    hr = tf.constant(np.linspace(0.2, 0.8, 32 * 32 * 3, dtype=np.float32).reshape(1, 32, 32, 3))
+    streaks = np.zeros((1, 32, 32, 3), np.float32)
+    streaks[:, ::3] = 0.1  # a bright line every third row, as the GAN's streaks
+    offset = np.full_like(streaks, float(streaks.mean()))  # the same mean error, spread evenly
+
+    def artifact(sr: np.ndarray, sr_ema: tf.Tensor = hr) -> float:
+        return float(losses.artifact_loss(hr + sr, hr, sr_ema))
+
+    assert artifact(streaks) > 1e-4
+    assert artifact(offset) < 1e-9  # the same |error| on average, but steady: no artifact
+    assert artifact(0 * streaks) == 0.0
+    # Where the generator is nearer HR than its EMA it is learning detail: not penalised.
+    assert artifact(streaks / 2, hr + streaks) == 0.0
+    # The map only weighs the error: the gradient pulls the output towards HR on the streaks alone.
+    sr = tf.Variable(hr + streaks)
+    with tf.GradientTape() as tape:
+        loss = losses.artifact_loss(sr, hr, hr)
+    gradient = tape.gradient(loss, sr).numpy()
+    assert (gradient[:, ::3] > 0).all() and np.abs(np.delete(gradient, np.s_[::3], axis=1)).max() == 0
+
+
+def test_local_variance_is_the_unbiased_variance_of_each_window() -> None:
+    images = np.random.default_rng(2).random((2, 9, 8, 1)).astype(np.float32)
+    got = losses.local_variance(tf.constant(images), 3).numpy()
+    padded = np.pad(images, [(0, 0), (1, 1), (1, 1), (0, 0)], mode="reflect")
+    np.testing.assert_allclose(got[1, 4, 5, 0], padded[1, 4:7, 5:8, 0].var(ddof=1), rtol=1e-4)
+    np.testing.assert_allclose(got[0, 0, 0, 0], padded[0, 0:3, 0:3, 0].var(ddof=1), rtol=1e-4)  # reflected
+    assert got.shape == images.shape

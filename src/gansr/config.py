@@ -166,12 +166,13 @@ class LossConfig:
     pixel_weight: float = 0.01
     perceptual_weight: float = 1.0
     adversarial_weight: float = 0.005
+    artifact_weight: float = 10.0
     gan_type: Literal["relativistic", "nonsaturating"] = "relativistic"
     backbone: Literal["auto", "vgg19", "random"] = "auto"
     vgg19_weights: str = ""
 
     def __post_init__(self) -> None:
-        for key in ("pixel_weight", "perceptual_weight", "adversarial_weight"):
+        for key in ("pixel_weight", "perceptual_weight", "adversarial_weight", "artifact_weight"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"loss.{key} must be >= 0, got {getattr(self, key)}")
 

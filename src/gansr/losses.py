@@ -12,12 +12,43 @@ import tensorflow as tf
 from gansr.metrics import Y_WEIGHTS
 
 BatchMean = Callable[[tf.Tensor], tf.Tensor]
+ARTIFACT_WINDOW = 7  # pixels: the neighbourhood whose residual variance marks an artifact
 
 
 def pixel_loss(sr: tf.Tensor, hr: tf.Tensor, kind: str = "l1") -> tf.Tensor:
     """L_resolution: mean |G(x_LR) − x_HR| (l1) or mean (G(x_LR) − x_HR)² (l2)."""
     diff = tf.cast(sr, tf.float32) - tf.cast(hr, tf.float32)
     return tf.reduce_mean(tf.abs(diff) if kind == "l1" else tf.square(diff))
+
+
+def artifact_loss(sr: tf.Tensor, hr: tf.Tensor, sr_ema: tf.Tensor, window: int = ARTIFACT_WINDOW) -> tf.Tensor:
+    """L_artifact: the pixel error where the GAN draws artifacts, not detail (LDL; Liang et al. 2022).
+
+    A GAN's false detail (streaks, ringing) shows as a residual HR − SR that
+    varies a lot locally, where a real texture the generator cannot place
+    exactly leaves a steadier one. The map weighs each pixel's error by the
+    local variance of the residual (``window``² pixels) times the image's
+    own residual variance to the power 1/5, and drops pixels where the
+    generator already beats its EMA (whose outputs are more stable): there
+    it is learning detail, not making artifacts. The map is a weight, not a
+    path for gradients.
+    """
+    sr, hr, sr_ema = (tf.cast(t, tf.float32) for t in (sr, hr, sr_ema))
+    residual = tf.reduce_sum(tf.abs(hr - sr), axis=-1, keepdims=True)
+    residual_ema = tf.reduce_sum(tf.abs(hr - sr_ema), axis=-1, keepdims=True)
+    per_image = tf.math.reduce_variance(residual, axis=[1, 2, 3], keepdims=True) ** 0.2
+    artifact_map = tf.where(residual < residual_ema, 0.0, per_image * local_variance(residual, window))
+    return tf.reduce_mean(tf.abs(tf.stop_gradient(artifact_map) * (sr - hr)))
+
+
+def local_variance(images: tf.Tensor, window: int) -> tf.Tensor:
+    """Unbiased variance of each ``window``×``window`` neighbourhood (reflected at the borders), [B, H, W, C]."""
+    pad = window // 2
+    padded = tf.pad(images, [[0, 0], [pad, pad], [pad, pad], [0, 0]], mode="REFLECT")
+    mean = tf.nn.avg_pool2d(padded, window, 1, "VALID")
+    mean_square = tf.nn.avg_pool2d(tf.square(padded), window, 1, "VALID")
+    count = window * window
+    return tf.maximum(mean_square - tf.square(mean), 0.0) * count / (count - 1)
 
 
 def perceptual_loss(sr_features: list[tf.Tensor], hr_features: list[tf.Tensor]) -> tf.Tensor:

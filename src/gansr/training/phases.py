@@ -110,7 +110,7 @@ def train_gan(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, ch
         d_optimizer = make_optimizer(train.gan_lr, policy, beta_1=0.9, beta_2=0.99)
         g_optimizer.build(generator.trainable_variables)
         d_optimizer.build(discriminator.trainable_variables)
-    weights = GanWeights(loss.pixel_weight, loss.perceptual_weight, loss.adversarial_weight)
+    weights = GanWeights.of(loss)
     step = make_gan_step(generator, ema, discriminator, g_optimizer, d_optimizer, backbone,
                          weights, loss.pixel, loss.gan_type, train.ema_decay, distribution.strategy)
     state = {"generator": generator, "ema": ema, "discriminator": discriminator,
@@ -150,7 +150,7 @@ def train_style(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, 
         targets = style_targets(backbone, styles, params.scale)
         optimizer = make_optimizer(style.lr, policy)
         optimizer.build(generator.trainable_variables)
-    weights = StyleWeights(style.content_weight, style.luminance_weight, style.style_weight, style.palette_weight)
+    weights = StyleWeights.of(style)
     step = make_style_step(generator, ema, optimizer, backbone, targets, weights, params.scale,
                            train.ema_decay, distribution.strategy)
     state = {"generator": generator, "ema": ema, "optimizer": optimizer}

@@ -21,6 +21,7 @@ import keras
 import tensorflow as tf
 
 from gansr import losses
+from gansr.config import LossConfig, StyleConfig
 from gansr.data.styles import StyleTargets, style_losses
 from gansr.models.backbone import Backbone
 from gansr.training.ema import ema_decay_at, update_ema
@@ -37,6 +38,12 @@ class GanWeights:
     pixel: float
     perceptual: float
     adversarial: float
+    artifact: float
+
+    @classmethod
+    def of(cls, loss: LossConfig) -> GanWeights:
+        """The weights ``loss`` (params.yaml's ``loss:``) sets."""
+        return cls(loss.pixel_weight, loss.perceptual_weight, loss.adversarial_weight, loss.artifact_weight)
 
 
 def only_if_finite(losses: Sequence[tf.Tensor], update: Callable[[], tf.Tensor]) -> tf.Tensor:
@@ -138,11 +145,15 @@ def make_gan_step(generator: keras.Model, ema: keras.Model, discriminator: keras
     strategy = strategy or tf.distribute.get_strategy()
 
     def compute(lr: tf.Tensor, hr: tf.Tensor) -> tuple[Losses, tuple[list[tf.Tensor], list[tf.Tensor]]]:
+        sr_ema = ema(lr, training=False)  # the artifact map's reference
+        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
+        seed = tf.stack([tf.cast(g_optimizer.iterations, tf.int32), tf.cast(replica, tf.int32)])
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             sr = generator(lr, training=True)
-            # One discriminator call on [real; fake] keeps spectral-norm
-            # power iterations to one per step.
-            logits = discriminator(tf.concat([tf.cast(hr, sr.dtype), sr], axis=0), training=True)
+            # One discriminator call on [real; fake] keeps spectral-norm power iterations to one
+            # per step. Both are seen in one random orientation, so no direction is more real.
+            both = random_orientation(tf.concat([tf.cast(hr, sr.dtype), sr], axis=0), seed)
+            logits = discriminator(both, training=True)
             real_logits, fake_logits = tf.split(logits, 2, axis=0)
             d_loss = replica_share(losses.discriminator_loss(real_logits, fake_logits, gan_type,
                                                              batch_mean=global_batch_mean))
@@ -150,14 +161,15 @@ def make_gan_step(generator: keras.Model, ema: keras.Model, discriminator: keras
             perceptual = replica_share(losses.perceptual_loss(backbone.content(sr), backbone.content(hr)))
             adversarial = replica_share(losses.generator_adversarial_loss(
                 real_logits, fake_logits, gan_type, batch_mean=global_batch_mean))
+            artifact = replica_share(losses.artifact_loss(sr, hr, sr_ema))
             g_loss = (weights.pixel * pixel + weights.perceptual * perceptual
-                      + weights.adversarial * adversarial)
+                      + weights.adversarial * adversarial + weights.artifact * artifact)
             g_scaled = g_optimizer.scale_loss(g_loss)
             d_scaled = d_optimizer.scale_loss(d_loss)
         g_grads = g_tape.gradient(g_scaled, generator.trainable_variables)
         d_grads = d_tape.gradient(d_scaled, discriminator.trainable_variables)
         shares = {"g_total": g_loss, "pixel": pixel, "perceptual": perceptual,
-                  "adversarial": adversarial, "d_loss": d_loss}
+                  "adversarial": adversarial, "artifact": artifact, "d_loss": d_loss}
         return shares, (agree_on_finite_gradients(g_optimizer, g_grads),
                         agree_on_finite_gradients(d_optimizer, d_grads))
 
@@ -170,6 +182,18 @@ def make_gan_step(generator: keras.Model, ema: keras.Model, discriminator: keras
     return distributed_step(strategy, compute, apply, _ema_update(ema, generator, g_optimizer, ema_decay))
 
 
+def random_orientation(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
+    """``images`` [B, H, W, C] in one of the square's 8 symmetries (turns by 90°, mirrored or not), drawn from ``seed``.
+
+    The discriminator sees real and generated crops in the same orientation,
+    drawn anew each step, so it cannot learn that real images prefer one
+    direction, and the generator gains nothing from drawing streaks in it.
+    """
+    draw = tf.random.stateless_uniform([2], seed, 0, 4, dtype=tf.int32)
+    turned = tf.image.rot90(images, draw[0])
+    return tf.cond(draw[1] % 2 == 1, lambda: tf.reverse(turned, axis=[2]), lambda: turned)
+
+
 @dataclass(frozen=True)
 class StyleWeights:
     """Weights of the style phase's loss terms."""
@@ -178,6 +202,11 @@ class StyleWeights:
     luminance: float
     style: float
     palette: float
+
+    @classmethod
+    def of(cls, style: StyleConfig) -> StyleWeights:
+        """The weights ``style`` (params.yaml's ``style:``) sets."""
+        return cls(style.content_weight, style.luminance_weight, style.style_weight, style.palette_weight)
 
 
 def make_style_step(generator: keras.Model, ema: keras.Model, optimizer: keras.optimizers.Optimizer,
