@@ -137,6 +137,7 @@ def _write_saved_model(model: keras.Model, path: Path) -> None:
 
 
 def _fix_fingerprint_uuid(path: Path) -> None:
+    """Replace the random uuid in ``path``'s fingerprint.pb by its SavedModel checksum."""
     fingerprint_file = path / "fingerprint.pb"
     fingerprint = fingerprint_pb2.FingerprintDef.FromString(fingerprint_file.read_bytes())
     fingerprint.uuid = str(fingerprint.saved_model_checksum)

@@ -150,9 +150,10 @@ def texture_distribution_loss(features: list[tf.Tensor], target_quantiles: list[
     positions; random filters are themselves random directions in patch space,
     so this is the sliced Wasserstein texture loss of Heitz et al. (2021). A
     layer with more than ``positions`` positions is compared on that many
-    (:func:`draw_positions`, from ``seed`` + the layer's index). Each layer's distance is divided
-    by the mean response of its targets (over the batch), so layers of any
-    scale weigh alike; the layers' mean is returned.
+    (:func:`draw_positions`, from ``seed`` + the layer's index). Each
+    layer's distance is divided by the mean response of its targets (over
+    the batch), so layers of any scale weigh alike; the layers' mean is
+    returned.
     """
     per_layer = []
     for index, (layer, target) in enumerate(zip(features, target_quantiles)):

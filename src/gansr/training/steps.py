@@ -183,11 +183,11 @@ def make_gan_step(generator: keras.Model, ema: keras.Model, discriminator: keras
 
 
 def random_orientation(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """``images`` [B, H, W, C] in one of the square's 8 symmetries (turns by 90°, mirrored or not), drawn from ``seed``.
+    """``images`` [B, H, W, C] in one of the square's 8 symmetries (90° turns, mirrored or not), from ``seed``.
 
     The discriminator sees real and generated crops in the same orientation,
     drawn anew each step, so it cannot learn that real images prefer one
-    direction, and the generator gains nothing from drawing streaks in it.
+    direction (the dihedral flips and turns of ADA, Karras et al. 2020).
     """
     draw = tf.random.stateless_uniform([2], seed, 0, 4, dtype=tf.int32)
     turned = tf.image.rot90(images, draw[0])
