@@ -73,11 +73,11 @@ def test_eval_json_has_every_method_and_the_gain_over_bicubic(scored: dict) -> N
     summary = json.loads((scored["metrics"] / "eval.json").read_text())
     assert summary == scored["summary"]
     assert summary["test_images"] == 2 and summary["scale"] == SCALE
-    assert set(summary[BASELINE]) == {"y_psnr", "ssim", "detail", "grid"}  # no gain over itself
+    assert set(summary[BASELINE]) == {"y_psnr", "ssim", "detail", "grid", "streaks"}  # no gain over itself
     assert summary["hr_grid"] >= 0
     for method in ("untrained", "scrambled"):
         entry = summary[method]
-        assert set(entry) == {"y_psnr", "ssim", "detail", "grid", "gain_db"}
+        assert set(entry) == {"y_psnr", "ssim", "detail", "grid", "streaks", "gain_db"}
         assert entry["gain_db"] == pytest.approx(entry["y_psnr"] - summary[BASELINE]["y_psnr"], abs=2e-4)
     assert summary["untrained"]["gain_db"] == 0.0  # an untrained generator is bicubic
     assert summary["untrained"]["ssim"] == summary[BASELINE]["ssim"]

@@ -3,9 +3,11 @@
 import numpy as np
 import pytest
 
+from scipy import ndimage
 from skimage import data
 
-from gansr.metrics import crop_border, detail_ratio, periodic_artifact, rgb_to_y, to_uint8, y_psnr, y_ssim
+from gansr.metrics import (crop_border, detail_ratio, periodic_artifact, rgb_to_y, streak_excess, to_uint8, y_psnr,
+                           y_ssim)
 
 
 def test_y_channel_matches_matlab_rgb2ycbcr() -> None:
@@ -76,3 +78,18 @@ def test_periodic_artifact_finds_an_injected_grid_of_two_grey_levels(period: int
     found = periodic_artifact(with_grid, period, border=period)
     assert clean < 0.1  # the photo's own detail averages out over the phases
     assert found == pytest.approx(2.0, abs=0.25)
+
+
+@pytest.mark.parametrize("axis", [0, 1])
+def test_streak_excess_finds_a_grating_of_two_grey_levels_and_not_the_photo_or_blur(axis: int) -> None:
+    photo = data.astronaut()
+    # ±2 grey levels of Y with a period of 3 pixels, across rows (axis 0) or across columns.
+    wave = 2.0 * np.sign(np.sin(2 * np.pi * np.arange(512) / 3 + 0.3))
+    grating = (wave[:, None] if axis == 0 else wave[None, :]) * np.ones((512, 512))
+    streaked = np.clip(photo + (grating / (219.0 / 255.0))[..., None], 0, 255).round().astype(np.uint8)
+    blurred = ndimage.gaussian_filter(photo.astype(float), (1, 1, 0)).round().astype(np.uint8)
+    assert streak_excess(photo, photo, border=4) == 0.0
+    assert streak_excess(streaked, photo, border=4) > 3.0
+    assert streak_excess(blurred, photo, border=4) < -10.0
+    with pytest.raises(ValueError, match="shapes differ"):
+        streak_excess(photo[:100], photo, border=4)

@@ -34,7 +34,7 @@ from gansr.training import loop, phases
 from gansr.training.ema import ema_decay_at, update_ema
 from gansr.training.loop import LoopSettings, NonFiniteLossError, run_loop
 from gansr.training.precision import make_optimizer
-from gansr.training.steps import make_pretrain_step, random_orientation
+from gansr.training.steps import make_pretrain_step
 
 SCALE, PATCH, BATCH = 4, 16, 2
 TINY = {
@@ -619,23 +619,3 @@ def test_a_killed_phase_resumes_to_the_weights_of_an_uninterrupted_run(
     for expected, actual in zip(whole, resumed, strict=True):
         np.testing.assert_array_equal(actual, expected)
 
-
-def test_the_discriminator_sees_each_batch_in_one_of_the_eight_orientations() -> None:
-    images = np.random.default_rng(4).random((3, 5, 7, 2)).astype(np.float32)  # not square
-    seen = set()
-    for step in range(64):
-        turned = random_orientation(tf.constant(images), tf.constant([step, 0])).numpy()
-        found = [i for i, m in enumerate(symmetries_of(images[0])) if np.array_equal(m, turned[0])]
-        assert len(found) == 1
-        seen.add(found[0])
-        # One orientation for the whole batch: real and generated crops are seen alike.
-        for image, turned_image in zip(images[1:], turned[1:]):
-            np.testing.assert_array_equal(symmetries_of(image)[found[0]], turned_image)
-        np.testing.assert_array_equal(random_orientation(tf.constant(images), tf.constant([step, 0])), turned)
-    assert seen == set(range(8))
-
-
-def symmetries_of(image: np.ndarray) -> list[np.ndarray]:
-    """The 8 symmetries of the square applied to an H×W×C image: 4 turns, each also mirrored."""
-    turns = [np.rot90(image, k, axes=(0, 1)) for k in range(4)]
-    return turns + [turn[:, ::-1] for turn in turns]

@@ -30,12 +30,12 @@ from gansr.data.pairs import bicubic_downscale, mod_crop
 from gansr.data.sources import folder_images
 from gansr.data.styles import StyleImage, style_losses, style_targets
 from gansr.inference import Upscaler, bicubic_upscale
-from gansr.metrics import detail_ratio, periodic_artifact, y_psnr, y_ssim
+from gansr.metrics import detail_ratio, periodic_artifact, streak_excess, y_psnr, y_ssim
 from gansr.models.backbone import Backbone
 from gansr.style_score import headline, style_report
 
 BASELINE = "bicubic"
-QUALITY_KEYS = ("y_psnr", "ssim", "detail", "grid")
+QUALITY_KEYS = ("y_psnr", "ssim", "detail", "grid", "streaks")
 LABEL_HEIGHT = 16
 
 
@@ -106,16 +106,18 @@ def upscale_with_each(variants: dict[str, keras.Model], pairs: list[ImagePair],
 
 def score(outputs: dict[str, list[np.ndarray]], pairs: list[ImagePair],
           scale: int) -> tuple[dict, pd.DataFrame]:
-    """Mean Y-PSNR/SSIM/detail ratio/grid per method (and gain over bicubic), and the per-image table.
+    """Mean Y-PSNR/SSIM/detail ratio/grid/streaks per method (and gain over bicubic), and the per-image table.
 
     ``grid`` is the RMS (grey levels) of the pattern repeating at the sub-pixel
     period, :func:`~gansr.metrics.periodic_artifact`; the HR images' own value
-    is reported as ``hr_grid`` for reference.
+    is reported as ``hr_grid`` for reference. ``streaks`` is how many dB the
+    output's strongest band of fine detail across rows or columns exceeds
+    HR's, :func:`~gansr.metrics.streak_excess` (HR: 0).
     """
     rows = [
         {"image": p.name, "method": method, "y_psnr": y_psnr(sr[i], p.hr, scale),
          "ssim": y_ssim(sr[i], p.hr, scale), "detail": detail_ratio(sr[i], p.hr, scale),
-         "grid": periodic_artifact(sr[i], scale, border=scale)}
+         "grid": periodic_artifact(sr[i], scale, border=scale), "streaks": streak_excess(sr[i], p.hr, scale)}
         for method, sr in outputs.items()
         for i, p in enumerate(pairs)
     ]

@@ -10,13 +10,16 @@ from gansr.layout import VARIANTS
 def format_eval_table(summary: dict[str, Any]) -> str:
     """The evaluation summary as a small aligned text table."""
     methods = [m for m in ("bicubic", *VARIANTS) if m in summary]
-    lines = [f"{'method':<10} {'Y-PSNR (dB)':>12} {'SSIM':>8} {'gain (dB)':>10} {'detail':>7} {'grid':>6}"]
+    lines = [f"{'method':<10} {'Y-PSNR (dB)':>12} {'SSIM':>8} {'gain (dB)':>10} {'detail':>7} {'grid':>6} "
+             f"{'streaks (dB)':>13}"]
     for method in methods:
         entry = summary[method]
         gain = f"{entry['gain_db']:+.2f}" if "gain_db" in entry else ""
         detail = f"{entry['detail']:.2f}" if "detail" in entry else ""
         grid = f"{entry['grid']:.3f}" if "grid" in entry else ""
-        lines.append(f"{method:<10} {entry['y_psnr']:>12.2f} {entry['ssim']:>8.4f} {gain:>10} {detail:>7} {grid:>6}")
+        streaks = f"{entry['streaks']:+.1f}" if "streaks" in entry else ""
+        lines.append(f"{method:<10} {entry['y_psnr']:>12.2f} {entry['ssim']:>8.4f} {gain:>10} {detail:>7} {grid:>6} "
+                     f"{streaks:>13}")
     return "\n".join(lines)
 
 

@@ -146,14 +146,11 @@ def make_gan_step(generator: keras.Model, ema: keras.Model, discriminator: keras
 
     def compute(lr: tf.Tensor, hr: tf.Tensor) -> tuple[Losses, tuple[list[tf.Tensor], list[tf.Tensor]]]:
         sr_ema = ema(lr, training=False)  # the artifact map's reference
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        seed = tf.stack([tf.cast(g_optimizer.iterations, tf.int32), tf.cast(replica, tf.int32)])
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
             sr = generator(lr, training=True)
-            # One discriminator call on [real; fake] keeps spectral-norm power iterations to one
-            # per step. Both are seen in one random orientation, so no direction is more real.
-            both = random_orientation(tf.concat([tf.cast(hr, sr.dtype), sr], axis=0), seed)
-            logits = discriminator(both, training=True)
+            # One discriminator call on [real; fake] keeps spectral-norm
+            # power iterations to one per step.
+            logits = discriminator(tf.concat([tf.cast(hr, sr.dtype), sr], axis=0), training=True)
             real_logits, fake_logits = tf.split(logits, 2, axis=0)
             d_loss = replica_share(losses.discriminator_loss(real_logits, fake_logits, gan_type,
                                                              batch_mean=global_batch_mean))
@@ -180,18 +177,6 @@ def make_gan_step(generator: keras.Model, ema: keras.Model, discriminator: keras
         apply_d(grads[1])
 
     return distributed_step(strategy, compute, apply, _ema_update(ema, generator, g_optimizer, ema_decay))
-
-
-def random_orientation(images: tf.Tensor, seed: tf.Tensor) -> tf.Tensor:
-    """``images`` [B, H, W, C] in one of the square's 8 symmetries (90° turns, mirrored or not), from ``seed``.
-
-    The discriminator sees real and generated crops in the same orientation,
-    drawn anew each step, so it cannot learn that real images prefer one
-    direction (the dihedral flips and turns of ADA, Karras et al. 2020).
-    """
-    draw = tf.random.stateless_uniform([2], seed, 0, 4, dtype=tf.int32)
-    turned = tf.image.rot90(images, draw[0])
-    return tf.cond(draw[1] % 2 == 1, lambda: tf.reverse(turned, axis=[2]), lambda: turned)
 
 
 @dataclass(frozen=True)
