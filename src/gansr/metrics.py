@@ -92,8 +92,8 @@ def streak_excess(sr: np.ndarray, hr: np.ndarray, border: int) -> float:
     direction the Y channel's power spectrum across the lines (Hann window,
     averaged over the lines) is summed in the :data:`STREAK_BANDS`, and each
     band is compared with HR's; the largest ratio is returned. HR itself
-    scores 0 dB and blur well below; real detail a generator restores stays
-    below 0, a grating above it.
+    scores 0 dB and blur well below; an output with more energy than HR in
+    any one band, as a grating or noise gives, scores above 0.
     """
     _check_pair(sr, hr)
     y_sr, y_hr = (crop_border(rgb_to_y(image), border) for image in (sr, hr))
