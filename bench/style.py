@@ -53,7 +53,7 @@ def training_paths(params, policy: str) -> list[TrainPath]:
     """The GAN and the style step at params.yaml's sizes, each warmed up."""
     train, scale, loss = params.train, params.scale, params.loss
     build = dict(scale=scale, channels=params.model.channels, blocks=params.model.blocks)
-    backbone = build_backbone(params.loss.backbone, params.loss.vgg19_weights)
+    backbone = build_backbone(loss.backbone, loss.vgg19_weights)
     generator = build_generator(**build)
     ema = build_generator(**build, name="ema")
     discriminator = build_discriminator(params.model.disc_channels)
