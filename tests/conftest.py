@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import socket
 import subprocess
 import sys
@@ -61,8 +62,10 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     command = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
                "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}", "--serve-artifacts",
                "--artifacts-destination", (folder / "artifacts").as_uri(), "--workers", "2"]
+    # No job runner: its consumer processes (half a dozen) would compete with the tests for two cores.
+    environment = {**os.environ, "MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"}
     with log.open("w") as output:
-        server = subprocess.Popen(command, cwd=folder, stdout=output, stderr=subprocess.STDOUT)
+        server = subprocess.Popen(command, cwd=folder, stdout=output, stderr=subprocess.STDOUT, env=environment)
     uri = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
     try:

@@ -18,6 +18,7 @@ pytestmark = pytest.mark.slow
 CFG = TrackingConfig(experiment="gansr-race", registered_model="gansr-race")
 SCORES = (25.0, 26.0)  # y_psnr of the two racing pipelines; the second must end up champion
 ROUNDS = 3  # fresh stores, so one lucky interleaving cannot hide the race
+RACE_TIMEOUT_S = 300  # all rounds; about 50 s on an idle 2-core machine
 
 # One racer: for each round, meet the other racer at a file barrier, then register.
 # A subprocess (not a fork) so each racer imports gansr, and with it the custom layers, itself.
@@ -77,7 +78,13 @@ def test_racing_registrations_leave_the_better_version_champion(tmp_path: Path, 
                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
         for me, other, score in (("a", "b", SCORES[0]), ("b", "a", SCORES[1]))
     ]
-    outputs = [racer.communicate(timeout=120) for racer in racers]
+    try:
+        outputs = [racer.communicate(timeout=RACE_TIMEOUT_S) for racer in racers]
+    except subprocess.TimeoutExpired:
+        for racer in racers:
+            racer.kill()
+        stuck = "\n".join(f"racer {name}: {racer.communicate()[1][-1500:]}" for name, racer in zip("ab", racers))
+        pytest.fail(f"the racers did not finish {ROUNDS} rounds in {RACE_TIMEOUT_S} s; their stderr:\n{stuck}")
     for racer, (_, err) in zip(racers, outputs):
         assert racer.returncode == 0, err[-2000:]
         assert "database is locked" not in err
