@@ -123,6 +123,18 @@ def test_blending_in_its_own_style_moves_every_output_towards_that_style(reports
         assert 0.5 < entry["content_ssim"] < unchanged["styles"][name]["content_ssim"]
 
 
+def test_min_content_ssim_is_the_worst_single_pair_not_the_worst_style_mean(photos, styles) -> None:
+    """One photo replaced by pure texture drags the minimum down though its style's mean stays high."""
+    lr = [_downscale(p) for p in photos]
+    styled = {s: list(photos) for s in styles}
+    styled["brick"][0] = _tile(styles["brick"], photos[0].shape)
+    report = style_report(photos, styled, styles, lr)
+    lost = content_ssim(styled["brick"][0], lr[0])
+    assert lost < 0.3
+    assert report["min_content_ssim"] == round(lost, 4)
+    assert report["styles"]["brick"]["content_ssim"] > 0.6 > lost
+
+
 def test_blending_in_the_wrong_style_is_not_counted_as_the_right_one(reports) -> None:
     wrong, right = reports["next_style"], reports["own_style"]
     assert wrong["own_style_rate"] <= 0.2
