@@ -7,7 +7,7 @@ BIN := $(CURDIR)/$(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export PATH := $(BIN):$(PATH)
 
-.PHONY: install run test test-fast ui shell lock clean
+.PHONY: install run test test-fast lint ui shell lock clean
 
 install: $(STAMP)
 
@@ -23,12 +23,16 @@ run: install
 	dvc repro
 	gansr summary
 
-test: install
+test: lint
 	python -m pytest
 
 # The edit-test loop: the suite without the tests marked slow (training phases, whole pipelines, servers).
-test-fast: install
+test-fast: lint
 	python -m pytest -m "not slow"
+
+# Style and import order (ruff, configured in pyproject.toml); part of every test run.
+lint: install
+	ruff check src tests stages bench
 
 # A shell with .venv active, for dvc, gansr and mlflow commands (exit to leave).
 shell: install

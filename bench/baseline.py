@@ -21,6 +21,8 @@ import time
 from pathlib import Path
 
 import gansr  # noqa: F401  (quiet TensorFlow import)
+
+# isort: split
 import keras
 import tensorflow as tf
 

@@ -16,6 +16,8 @@ import time
 from pathlib import Path
 
 import gansr  # noqa: F401  (quiet TensorFlow import)
+
+# isort: split
 import keras
 
 from gansr.config import Params, load_params

@@ -23,6 +23,8 @@ import argparse
 import time
 
 import gansr  # noqa: F401  (quiet TensorFlow import)
+
+# isort: split
 import keras
 import numpy as np
 import tensorflow as tf

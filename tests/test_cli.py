@@ -10,9 +10,8 @@ from pathlib import Path
 import keras
 import numpy as np
 import pytest
-from PIL import Image
-
 import tensorflow as tf
+from PIL import Image
 
 from gansr.cli import main
 from gansr.inference import DEFAULT_OVERLAP, with_precision

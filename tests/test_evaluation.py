@@ -16,12 +16,20 @@ from PIL import Image
 from gansr.config import DataConfig, EvaluateConfig, PairsConfig, StyleConfig, parse_params
 from gansr.data.pairs import bicubic_downscale, build_pairs, mod_crop, read_manifest
 from gansr.data.sources import fetch_raw
-from gansr.errors import ConfigError, DataError
+
 # Aliased: pytest would otherwise try to collect a class named Test*.
 from gansr.data.styles import load_styles
-from gansr.evaluation import (BASELINE, LABEL_HEIGHT, evaluate, evaluate_extra_sets, evaluate_styles, load_folder_set,
-                              load_pairs)
-from gansr.evaluation import ImagePair
+from gansr.errors import ConfigError, DataError
+from gansr.evaluation import (
+    BASELINE,
+    LABEL_HEIGHT,
+    ImagePair,
+    evaluate,
+    evaluate_extra_sets,
+    evaluate_styles,
+    load_folder_set,
+    load_pairs,
+)
 from gansr.inference import bicubic_upscale
 from gansr.metrics import y_psnr
 from gansr.models.backbone import build_backbone
@@ -137,7 +145,8 @@ def test_sample_grid_respects_the_configured_count_and_crop(tmp_path: Path) -> N
     with Image.open(tmp_path / "p" / "samples.png") as grid:
         assert grid.size == (28 * 3 * 4, 28 * 3 + LABEL_HEIGHT)  # 30 rounded down to whole LR pixels, ×3
         hr_cell = np.asarray(grid)[LABEL_HEIGHT:, 28 * 3 * 3:]
-    np.testing.assert_array_equal(hr_cell, np.repeat(np.repeat(pairs[0].hr[4:32, 4:32], 3, 0), 3, 1))  # centre crop aligned to the scale
+    centre = pairs[0].hr[4:32, 4:32]  # the centre crop, aligned to the scale
+    np.testing.assert_array_equal(hr_cell, np.repeat(np.repeat(centre, 3, 0), 3, 1))
     assert len(pd.read_csv(tmp_path / "m" / "per_image.csv")) == 3  # every image is still scored
 
 

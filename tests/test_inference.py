@@ -14,8 +14,15 @@ import pytest
 
 from gansr import inference
 from gansr.errors import ConfigError, GansrError
-from gansr.inference import (Upscaler, _axis_windows, auto_tile, bicubic_upscale, load_generator, receptive_radius,
-                             texture_period)
+from gansr.inference import (
+    Upscaler,
+    _axis_windows,
+    auto_tile,
+    bicubic_upscale,
+    load_generator,
+    receptive_radius,
+    texture_period,
+)
 from gansr.models.generator import build_generator
 
 NOT_AN_ARCHIVE = "not a Keras model archive (corrupt or truncated?)"
@@ -54,7 +61,8 @@ def test_a_zip_that_is_not_a_keras_model_says_so(tmp_path: Path) -> None:
 
 def test_a_generator_with_a_lambda_layer_is_refused(lambda_model_file: Path) -> None:
     # Safe mode: a Lambda layer would run code stored in the archive.
-    with pytest.raises(GansrError, match=re.escape(f"{lambda_model_file}: not a loadable Keras generator") + ".*Lambda"):
+    refusal = re.escape(f"{lambda_model_file}: not a loadable Keras generator") + ".*Lambda"
+    with pytest.raises(GansrError, match=refusal):
         load_generator(lambda_model_file)
 
 

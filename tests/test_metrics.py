@@ -2,12 +2,19 @@
 
 import numpy as np
 import pytest
-
 from scipy import ndimage
 from skimage import data
 
-from gansr.metrics import (crop_border, detail_ratio, periodic_artifact, rgb_to_y, streak_excess, to_uint8, y_psnr,
-                           y_ssim)
+from gansr.metrics import (
+    crop_border,
+    detail_ratio,
+    periodic_artifact,
+    rgb_to_y,
+    streak_excess,
+    to_uint8,
+    y_psnr,
+    y_ssim,
+)
 
 
 def test_y_channel_matches_matlab_rgb2ycbcr() -> None:

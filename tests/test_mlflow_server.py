@@ -66,7 +66,8 @@ def test_the_champion_loads_over_http_and_matches_the_exported_file(repo: Path, 
     Image.fromarray(rng.integers(0, 256, (12, 10, 3), dtype=np.uint8)).save(repo / "photo.png")
     served = gansr(repo, mlflow_server, "upscale", "photo.png", "served.png", "--model", "models:/team@champion")
     assert served.returncode == 0, served.stderr
-    local = gansr(repo, mlflow_server, "upscale", "photo.png", "local.png", "--model", "models/export/gan/generator.keras")
+    local = gansr(repo, mlflow_server, "upscale", "photo.png", "local.png",
+                  "--model", "models/export/gan/generator.keras")
     assert local.returncode == 0, local.stderr
     assert np.array_equal(np.asarray(Image.open(repo / "served.png")), np.asarray(Image.open(repo / "local.png")))
 

@@ -15,14 +15,13 @@ import skimage.data
 import tensorflow as tf
 from scipy import ndimage
 
+from gansr.errors import ConfigError, GansrError
+from gansr.inference import load_generator
 from gansr.losses import perceptual_loss
-from gansr.models.archive import save_generator
 from gansr.models.backbone import VGG19_NOTOP_FILE, build_backbone
 from gansr.models.discriminator import build_discriminator
 from gansr.models.generator import build_generator, copy_shared_weights, style_names
 from gansr.models.layers import EqualSubpixelGain, StyleExemplars
-from gansr.errors import ConfigError, GansrError
-from gansr.inference import load_generator
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])

@@ -9,8 +9,15 @@ import yaml
 from PIL import Image
 
 from gansr.config import StyleConfig
-from gansr.data.styles import (BUILTIN_STYLES, PALETTE_DIRECTIONS, PALETTE_QUANTILES, load_styles,
-                               resize_shorter_side, style_losses, style_targets)
+from gansr.data.styles import (
+    BUILTIN_STYLES,
+    PALETTE_DIRECTIONS,
+    PALETTE_QUANTILES,
+    load_styles,
+    resize_shorter_side,
+    style_losses,
+    style_targets,
+)
 from gansr.errors import DataError
 from gansr.models.backbone import build_backbone
 from gansr.stages import run_stage

@@ -197,7 +197,7 @@ def test_bad_pairs_fail_naming_the_file(
     first, *lines = str(err.value).splitlines()
     assert first.startswith("validation failed: ")
     assert first.endswith(f"see {(tmp_path / 'report' / 'index.html').as_posix()}")
-    line = next((l for l in lines if l.strip().startswith(check + ":")), None)
+    line = next((row for row in lines if row.strip().startswith(check + ":")), None)
     assert line is not None, str(err.value)
     assert named in line
     assert "img0" not in line  # only the offending rows are named

@@ -21,8 +21,8 @@ import argparse
 import dataclasses
 import json
 import sys
-from pathlib import Path
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gansr.errors import ConfigError, DataError, GansrError, exit_on_error

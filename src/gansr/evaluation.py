@@ -24,11 +24,11 @@ from tqdm import tqdm
 
 from gansr.atomic import atomic_path, write_json
 from gansr.config import EvaluateConfig
-from gansr.errors import DataError
-from gansr.imageio import read_rgb
 from gansr.data.pairs import bicubic_downscale, mod_crop
 from gansr.data.sources import folder_images
 from gansr.data.styles import StyleImage, style_losses, style_targets
+from gansr.errors import DataError
+from gansr.imageio import read_rgb
 from gansr.inference import Upscaler, bicubic_upscale
 from gansr.metrics import detail_ratio, periodic_artifact, streak_excess, y_psnr, y_ssim
 from gansr.models.backbone import Backbone

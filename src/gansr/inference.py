@@ -31,8 +31,8 @@ import tensorflow as tf
 
 from gansr.errors import ConfigError, GansrError
 from gansr.metrics import to_uint8
-from gansr.models.layers import BilinearUpsample, StyleExemplars  # also registers every custom layer
 from gansr.models.generator import style_names
+from gansr.models.layers import BilinearUpsample, StyleExemplars  # also registers every custom layer
 
 log = logging.getLogger("gansr")
 

@@ -50,10 +50,10 @@ from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 import gansr
 from gansr import serving
-from gansr.models.archive import save_generator
-from gansr.models.generator import style_names
 from gansr.config import TrackingConfig
 from gansr.errors import TrackingError
+from gansr.models.archive import save_generator
+from gansr.models.generator import style_names
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"

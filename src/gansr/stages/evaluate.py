@@ -37,7 +37,7 @@ def _evaluate_variants(params: Params, layout: Layout, test_pairs: list) -> dict
     extra = evaluate_extra_sets(models, params.evaluate.extra_sets, params.scale, layout.metrics)
     for set_name, scores in extra.items():
         log.info("evaluate: %s (%d images)\n%s", set_name, scores["images"], format_eval_table(scores))
-    for name, path in variant_dirs.items():
+    for name in variant_dirs:
         with tracking.start_run(layout.root, params.tracking.experiment, run_name=name,
                                 resume_run_id=_training_run(params, layout, name)):
             mlflow.log_metrics({f"test/{k}": v for k, v in summary[name].items()})

@@ -34,7 +34,7 @@ def run(params: Params, layout: Layout) -> None:
         }
     # The main (GAN) registration stays at the top level, where `gansr summary` reads it.
     write_json(layout.registry, {**registrations[MAIN_VARIANT], "variants": registrations})
-    for name, registration in registrations.items():
+    for registration in registrations.values():
         log.info("export: %s v%d: %s", registration["name"], registration["version"], registration["decision"])
 
 

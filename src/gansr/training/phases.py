@@ -37,9 +37,9 @@ from gansr.atomic import atomic_path
 from gansr.config import Params
 from gansr.data.dataset import training_dataset
 from gansr.data.pairs import read_manifest
+from gansr.data.styles import load_styles, style_targets
 from gansr.evaluation import load_pairs, score, upscale_with_each
 from gansr.inference import load_generator
-from gansr.data.styles import load_styles, style_targets
 from gansr.models.archive import save_generator
 from gansr.models.backbone import build_backbone
 from gansr.models.discriminator import build_discriminator
