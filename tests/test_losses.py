@@ -87,8 +87,11 @@ def test_texture_distribution_loss_ignores_layout_is_relative_and_samples_determ
     responses = np.maximum(rng.normal(size=(1, 64, 64, 4)), 0).astype(np.float32)  # like ReLU filter outputs
     target = [losses.quantiles(losses.sorted_projections(tf.constant(responses.reshape(1, -1, 4))), 256)]
 
+    scale = [tf.reduce_mean(tf.abs(target[0]), axis=[1, 2])]
+
     def loss(features: np.ndarray, positions: int = 1024) -> float:
-        return float(losses.texture_distribution_loss([tf.constant(features)], target, positions, tf.constant([3, 0])))
+        return float(losses.texture_distribution_loss([tf.constant(features)], target, scale, positions,
+                                                      tf.constant([3, 0])))
 
     assert loss(responses[:, ::-1, ::-1], positions=4096) < 0.01  # same responses, another layout
     assert loss(responses) < 0.05  # 1024 of 4096 positions still estimate the distribution

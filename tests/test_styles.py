@@ -17,6 +17,7 @@ from gansr.data.styles import (
     resize_shorter_side,
     style_losses,
     style_targets,
+    texture_strength,
 )
 from gansr.errors import DataError
 from gansr.models.backbone import build_backbone
@@ -81,6 +82,18 @@ def test_targets_stack_quantiles_per_style_and_score_each_style_nearest_to_itsel
         assert palettes[own - 1] < 0.02 < max(palettes)  # its own colours, up to 1024 drawn pixels' noise
     # Gravel and brick are grey: no chroma; the colour wheel is all chroma.
     assert float(tf.reduce_max(tf.abs(targets.palettes[:2]))) < 0.05 < float(tf.reduce_max(targets.palettes[2]))
+
+
+def test_each_style_pulls_relative_to_its_own_texture_strength_floored_at_the_mean() -> None:
+    # Three styles' quantiles: responses of mean size 6, 2 and 1 (mean of the three: 3).
+    layer = tf.constant(np.stack([np.full((2, 8), v, np.float32) for v in (6.0, -2.0, 1.0)]))
+    np.testing.assert_allclose(texture_strength(layer), [6.0, 3.0, 3.0])
+    # The same, layer by layer, on the built-in styles' targets.
+    styles = load_styles(StyleConfig(image_size=64))
+    targets = style_targets(build_backbone("random"), styles, scale=4)
+    for quantiles in targets.textures:
+        own = tf.reduce_mean(tf.abs(quantiles), axis=[1, 2]).numpy()
+        np.testing.assert_allclose(texture_strength(quantiles), np.maximum(own, own.mean()), rtol=1e-6)
 
 
 def test_resize_keeps_the_aspect_ratio() -> None:

@@ -143,24 +143,25 @@ def draw_positions(samples: tf.Tensor, positions: int, seed: tf.Tensor) -> tf.Te
 
 
 def texture_distribution_loss(features: list[tf.Tensor], target_quantiles: list[tf.Tensor],
-                              positions: int, seed: tf.Tensor) -> tf.Tensor:
+                              target_scales: list[tf.Tensor], positions: int, seed: tf.Tensor) -> tf.Tensor:
     """L_texture: per layer, the sliced Wasserstein distance of the feature responses to the style's.
 
     Each feature map [B, H, W, C] is C distributions of filter responses over
     positions; random filters are themselves random directions in patch space,
     so this is the sliced Wasserstein texture loss of Heitz et al. (2021). A
     layer with more than ``positions`` positions is compared on that many
-    (:func:`draw_positions`, from ``seed`` + the layer's index). Each
-    layer's distance is divided by the mean response of its targets (over
-    the batch), so layers of any scale weigh alike; the layers' mean is
-    returned.
+    (:func:`draw_positions`, from ``seed`` + the layer's index). Each image's
+    distance in a layer is divided by its ``target_scales`` entry for that
+    layer ([B], e.g. the mean response of its target), so layers and targets
+    of any strength weigh alike; the mean over images and layers is returned.
     """
     per_layer = []
-    for index, (layer, target) in enumerate(zip(features, target_quantiles)):
+    for index, (layer, target, target_scale) in enumerate(zip(features, target_quantiles, target_scales)):
         samples = draw_positions(tf.reshape(layer, [tf.shape(layer)[0], -1, tf.shape(layer)[-1]]),
                                  positions, seed + index)
-        distance = sliced_wasserstein_loss(samples, target)
-        per_layer.append(distance / (tf.reduce_mean(tf.abs(target)) + 1e-6))
+        ours = sorted_projections(samples)
+        distance = tf.reduce_mean(tf.abs(ours - quantiles(target, tf.shape(ours)[-1])), axis=[1, 2])
+        per_layer.append(tf.reduce_mean(distance / (target_scale + 1e-6)))
     return tf.add_n(per_layer) / len(per_layer)
 
 

@@ -90,17 +90,31 @@ def style_losses(backbone: Backbone, images: tf.Tensor, targets: StyleTargets, s
 
     Texture compares the texture features of the luma detail finer than an
     LR pixel, so a grey texture adds no colour and leaves the light and shade
-    of the LR input to the content; palette compares the pixels' chroma.
+    of the LR input to the content; each style's distance is relative to its
+    own texture's strength (:func:`texture_strength`). Palette compares the
+    pixels' chroma.
     ``seed`` draws the positions the texture and palette losses sort.
     """
     texture = losses.texture_distribution_loss(
         backbone.texture(losses.fine_detail(images, targets.scale)),
-        [tf.gather(layer, style - 1) for layer in targets.textures], SORTED_POSITIONS, seed)
+        [tf.gather(layer, style - 1) for layer in targets.textures],
+        [tf.gather(texture_strength(layer), style - 1) for layer in targets.textures], SORTED_POSITIONS, seed)
     # Seeds after the texture layers' own, so the palette draws other positions.
     pixels = losses.draw_positions(tf.reshape(images, [tf.shape(images)[0], -1, 3]), SORTED_POSITIONS,
                                    seed + len(targets.textures))
     palette = losses.sliced_wasserstein_loss(pixels, tf.gather(targets.palettes, style - 1), targets.directions)
     return texture, palette
+
+
+def texture_strength(quantiles: tf.Tensor) -> tf.Tensor:
+    """[styles]: each style's mean absolute texture response in one layer ([styles, C, Q] quantiles).
+
+    Floored at the styles' mean: a strong texture (gravel) would otherwise pull
+    harder than a sparse one (brick's thin mortar lines), and a nearly flat
+    style (the colour wheel) would be magnified.
+    """
+    own = tf.reduce_mean(tf.abs(quantiles), axis=[1, 2])
+    return tf.maximum(own, tf.reduce_mean(own))
 
 
 def style_textures(backbone: Backbone, styles: list[StyleImage], scale: int,
