@@ -223,10 +223,10 @@ def test_a_missing_extra_set_names_the_setting(tmp_path: Path) -> None:
 
 
 def test_style_evaluation_scores_outputs_and_controls_and_shows_full_resolution_crops(tmp_path: Path) -> None:
-    styles = load_styles(StyleConfig(image_size=128))  # smaller, gravel's grains shrink below a pixel
+    styles = load_styles(StyleConfig(image_size=256))  # the default size: gravel's grains span pixels
     # Bicubic super-resolution (untrained) and a style branch with random weights.
     model = build_generator(SCALE, channels=4, blocks=1, style_names=tuple(s.name for s in styles),
-                            style_channels=8, style_blocks=1, exemplar_size=128)
+                            style_channels=8, style_blocks=1, exemplar_size=256)
     rng = np.random.default_rng(4)
     for layer in model.layers:
         if layer.name.startswith("style_") and layer.name != "style_exemplars":

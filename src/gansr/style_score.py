@@ -6,7 +6,11 @@ loss rewards. Here an image is described instead by normalised histograms
 computed with instruments training never uses (only the colour histogram
 measures a property, the palette, that a loss term also pulls on):
 
-- colour: joint RGB histogram, 8 bins per channel (Swain & Ballard 1991);
+- colour: joint histogram of chroma (Cb, Cr), 16 bins each (Swain &
+  Ballard 1991 on the chroma plane). Brightness is left out: the style
+  keeps the photo's light and shade by design (content SSIM measures it),
+  so a brightness histogram would score how close the photo's brightness
+  happens to be to a style's, not the style;
 - lbp: uniform rotation-invariant local binary patterns (Ojala et al. 2002);
 - gabor: how the energy spreads over a Gabor filter bank's scales and
   orientations (Manjunath & Ma 1996);
@@ -28,7 +32,10 @@ from skimage.feature import local_binary_pattern
 
 from gansr.metrics import rgb_to_y
 
-COLOUR_BINS = 8  # per channel: 512 joint bins, coarse enough for a 256 px style image
+CHROMA_BINS = 16  # per axis: 256 joint bins, coarse enough for a 256 px style image
+CHROMA_RANGE = (16.0, 240.0)  # BT.601 Cb and Cr of 8-bit RGB
+# BT.601 RGB -> (Cb, Cr) offsets from 128, per 8-bit level of R, G, B (as metrics.Y_WEIGHTS is for Y).
+CBCR_WEIGHTS = np.array([[-37.797, 112.0], [-74.203, -93.786], [112.0, -18.214]]) / 255.0
 LBP_POINTS = 8
 LBP_RADII = (1, 2, 4, 8)
 GABOR_WAVELENGTHS = (4, 8, 16, 32)  # pixels: one octave apart
@@ -66,7 +73,7 @@ def describe(image: np.ndarray) -> StyleDescriptor:
         raise ValueError(f"image must be larger than {2 * max(LBP_RADII)} px on each side, got {image.shape}")
     y = rgb_to_y(image)
     return StyleDescriptor(
-        colour=_colour_histogram(image),
+        colour=_chroma_histogram(image),
         texture={"lbp": _lbp_histogram(y), "gabor": _gabor_energy(y), "contrast": _contrast_histogram(y)},
     )
 
@@ -149,11 +156,11 @@ def style_report(unstyled: list[np.ndarray], styled: dict[str, list[np.ndarray]]
     }
 
 
-def _colour_histogram(image: np.ndarray) -> np.ndarray:
-    shift = 8 - int(np.log2(COLOUR_BINS))  # top 3 bits of each channel
-    r, g, b = (image[..., c] >> shift for c in range(3))
-    joint = (r.astype(np.intp) * COLOUR_BINS + g) * COLOUR_BINS + b
-    return _normalise(np.bincount(joint.ravel(), minlength=COLOUR_BINS**3))
+def _chroma_histogram(image: np.ndarray) -> np.ndarray:
+    cb, cr = np.moveaxis(image.reshape(-1, 3).astype(np.float64) @ CBCR_WEIGHTS + 128.0, -1, 0)
+    edges = np.linspace(*CHROMA_RANGE, CHROMA_BINS + 1)
+    counts, _, _ = np.histogram2d(cb, cr, bins=[edges, edges])
+    return _normalise(counts.ravel())
 
 
 def _lbp_histogram(y: np.ndarray) -> np.ndarray:
