@@ -136,7 +136,7 @@ class TrainConfig:
 
     patch_size: int = 96
     batch_size: int = 16  # per replica: each step takes batch_size × replicas crops
-    pretrain_steps: int = 8000
+    pretrain_steps: int = 6000
     gan_steps: int = 400
     pretrain_lr: float = 1e-3
     gan_lr: float = 1e-4
