@@ -20,9 +20,6 @@ import math
 import time
 from pathlib import Path
 
-import gansr  # noqa: F401  (quiet TensorFlow import)
-
-# isort: split
 import keras
 import tensorflow as tf
 

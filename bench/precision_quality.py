@@ -15,9 +15,6 @@ import itertools
 import time
 from pathlib import Path
 
-import gansr  # noqa: F401  (quiet TensorFlow import)
-
-# isort: split
 import keras
 
 from gansr.config import Params, load_params

@@ -22,9 +22,6 @@ from __future__ import annotations
 import argparse
 import time
 
-import gansr  # noqa: F401  (quiet TensorFlow import)
-
-# isort: split
 import keras
 import numpy as np
 import tensorflow as tf

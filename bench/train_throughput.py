@@ -29,9 +29,6 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import gansr  # noqa: F401  (quiet TensorFlow import)
-
-# isort: split
 import keras
 import numpy as np
 import tensorflow as tf

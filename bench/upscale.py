@@ -31,7 +31,9 @@ def worker(args: argparse.Namespace) -> dict:
     """Run one mode in this process; its figures."""
     import numpy as np
 
-    import gansr  # noqa: F401  (quiet TensorFlow import)
+    from gansr.quiet import quiet_tensorflow
+
+    quiet_tensorflow()
     from gansr.inference import Upscaler, bytes_per_lr_pixel, load_generator
     from gansr.models.generator import build_generator
 

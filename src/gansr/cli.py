@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 from gansr.errors import ConfigError, DataError, GansrError, exit_on_error
 from gansr.layout import Layout
+from gansr.quiet import quiet_tensorflow
 
 if TYPE_CHECKING:
     from gansr.config import TrackingConfig
@@ -361,6 +362,7 @@ def _add_promote(sub: Any) -> None:
 
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
+    quiet_tensorflow()
     args = build_parser().parse_args(argv)
     with exit_on_error(f"gansr {args.command}"):
         args.func(args)

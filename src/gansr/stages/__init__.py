@@ -15,6 +15,7 @@ from pathlib import Path
 from gansr.config import Params, load_params
 from gansr.errors import GansrError, exit_on_error
 from gansr.layout import Layout
+from gansr.quiet import quiet_tensorflow
 
 NAMES = ("download", "pairs", "validate", "pretrain", "train_gan", "train_style", "evaluate", "export")
 QUIET_LOGGERS = ("mlflow", "alembic", "great_expectations", "absl", "h5py", "tensorflow")
@@ -22,6 +23,7 @@ QUIET_LOGGERS = ("mlflow", "alembic", "great_expectations", "absl", "h5py", "ten
 
 def run_stage(name: str, root: Path | None = None) -> None:
     """Run stage ``name`` in the repository at ``root`` (default: here), turning errors into one line."""
+    quiet_tensorflow()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
