@@ -70,14 +70,6 @@ def test_environment_variable_overrides_the_store(monkeypatch: pytest.MonkeyPatc
     assert tracking.tracking_uri(tmp_path) == "http://mlflow.example:5000"
 
 
-def test_repo_root_is_the_folder_with_params(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
-    (tmp_path / "params.yaml").write_text("scale: 4\n")
-    nested = tmp_path / "stages" / "deeper"
-    nested.mkdir(parents=True)
-    monkeypatch.chdir(nested)
-    assert tracking.repo_root() == tmp_path.resolve()
-
-
 def test_first_version_becomes_champion_and_challenger(registry: dict[str, Any]) -> None:
     first = registry["results"]["first"]
     assert first["version"] == 1

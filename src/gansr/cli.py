@@ -26,16 +26,17 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gansr.errors import ConfigError, DataError, GansrError, exit_on_error
-from gansr.layout import Layout
+from gansr.layout import EXPORTED_VARIANTS, Layout, find_root
 from gansr.quiet import quiet_tensorflow
 
 if TYPE_CHECKING:
     from gansr.config import TrackingConfig
     from gansr.inference import Upscaler
 
-DEFAULT_MODEL = Path("models") / "export" / "generator.keras"
+HERE = Layout.at(Path())  # gansr runs from the repository root, as dvc.yaml's stages do
+DEFAULT_MODEL = HERE.exported_generator
 # --model shortcuts: the generator each training stage wrote.
-VARIANT_MODELS = {name: Path("models") / name / "generator.keras" for name in ("psnr", "gan", "style")}
+VARIANT_MODELS = {name: HERE.generator(name) for name in EXPORTED_VARIANTS}
 EXIT_CODES = ("exit codes: 0 success, 1 a known error (one line on stderr), "
               "2 bad usage, 130 interrupted")
 
@@ -184,7 +185,7 @@ def info_command(args: argparse.Namespace) -> None:
     """Print the registered versions of the model as an aligned table."""
     from gansr import tracking
 
-    root = tracking.repo_root()
+    root = find_root()
     cfg = _tracking_config(args.name)
     versions = tracking.list_versions(root, cfg.registered_model)
     metrics = list(dict.fromkeys([cfg.champion_metric, "y_psnr", "ssim"]))
@@ -202,7 +203,7 @@ def promote_command(args: argparse.Namespace) -> None:
     """Move the champion alias to a version that beats the champion (or any, with --force)."""
     from gansr import tracking
 
-    result = tracking.promote(tracking.repo_root(), _tracking_config(args.name),
+    result = tracking.promote(find_root(), _tracking_config(args.name),
                               version=args.version, alias=args.alias or tracking.CHALLENGER, force=args.force)
     print(result["decision"])
 
@@ -240,9 +241,8 @@ def summary_command(args: argparse.Namespace) -> None:
 def _tracking_config(name: str | None) -> TrackingConfig:
     """The ``tracking`` section of the repository's params.yaml (defaults without one), ``--name`` applied."""
     from gansr.config import TrackingConfig, load_params
-    from gansr.tracking import repo_root
 
-    params_file = repo_root() / "params.yaml"
+    params_file = find_root() / "params.yaml"
     cfg = load_params(params_file).tracking if params_file.is_file() else TrackingConfig()
     return dataclasses.replace(cfg, registered_model=name) if name else cfg
 

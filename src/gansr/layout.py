@@ -1,4 +1,4 @@
-"""Where each pipeline stage reads and writes: the same relative paths as in dvc.yaml."""
+"""Where each pipeline stage reads and writes: the same relative paths as in dvc.yaml, and their file names."""
 
 from __future__ import annotations
 
@@ -8,6 +8,22 @@ from pathlib import Path
 VARIANTS = ("psnr", "gan")  # the generators scored against bicubic
 EXPORTED_VARIANTS = (*VARIANTS, "style")
 MAIN_VARIANT = "gan"  # models/export/generator.keras and the registered model tracking.registered_model
+
+GENERATOR_FILE = "generator.keras"  # in each variant's folder and in models/export/
+SUMMARY_FILE = "training.json"  # beside a training phase's generator
+SOURCES_FILE = "sources.csv"  # in data/raw/
+MANIFEST_FILE = "manifest.parquet"  # in data/pairs/ and data/validated/
+QUARANTINE_FILE = "quarantine.csv"  # in reports/validation/
+ROOT_MARKERS = ("params.yaml", "dvc.yaml")
+
+
+def find_root(start: Path | None = None) -> Path:
+    """The nearest directory at or above ``start`` (default: the CWD) holding params.yaml or dvc.yaml, else it."""
+    here = (start or Path.cwd()).resolve()
+    for folder in (here, *here.parents):
+        if any((folder / marker).is_file() for marker in ROOT_MARKERS):
+            return folder
+    return here
 
 
 @dataclass(frozen=True)
@@ -52,4 +68,15 @@ class Layout:
             metrics=root / "metrics",
             plots=root / "plots",
         )
+
+    def generator(self, variant: str) -> Path:
+        """The generator file of ``variant`` (psnr, gan or style), as its training stage wrote it."""
+        if variant not in EXPORTED_VARIANTS:
+            raise ValueError(f"no variant named {variant!r}; the variants are {', '.join(EXPORTED_VARIANTS)}")
+        return getattr(self, variant) / GENERATOR_FILE
+
+    @property
+    def exported_generator(self) -> Path:
+        """``gansr upscale``'s default model: the main variant, as the export stage wrote it."""
+        return self.export / GENERATOR_FILE
 

@@ -28,8 +28,8 @@ from mlflow.types.schema import Array, ColSpec, DataType, Schema
 
 from gansr.errors import DataError
 from gansr.imageio import decode_rgb, encode_png
+from gansr.layout import GENERATOR_FILE
 
-GENERATOR_FILE = "generator.keras"
 PNG, PIXELS, STYLE = "png", "pixels", "style"
 _PIXEL_ROWS = Array(Array(Array(DataType.long)))  # H × W × RGB
 

@@ -52,6 +52,7 @@ import gansr
 from gansr import serving
 from gansr.config import TrackingConfig
 from gansr.errors import TrackingError
+from gansr.layout import GENERATOR_FILE, find_root
 from gansr.models.archive import save_generator
 from gansr.models.generator import style_names
 
@@ -59,7 +60,6 @@ CHAMPION = "champion"
 CHALLENGER = "challenger"
 PROMOTION_TAG = "promotion"  # a version's tag holding the last decision about its champion alias
 MODEL_NAME = "generator"  # the logged model's name inside a run
-ROOT_MARKERS = ("params.yaml", "dvc.yaml")
 # A training run's tag naming the generator file it wrote by its MD5 (DVC's hash of a file): the link
 # from a DVC output to its MLflow run, kept out of the output so a reproduced run writes the same bytes.
 GENERATOR_TAG = "gansr.generator_md5"
@@ -71,15 +71,6 @@ PROBE_TIMEOUT_S = 5.0
 RUNTIME_PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "pandas", "pillow", "psutil")
 # Registry decisions take well under a second; a lock held this long means a stuck process.
 REGISTRY_LOCK_TIMEOUT_S = 120.0
-
-
-def repo_root() -> Path:
-    """The nearest directory at or above the CWD holding params.yaml or dvc.yaml (else the CWD)."""
-    cwd = Path.cwd().resolve()
-    for folder in (cwd, *cwd.parents):
-        if any((folder / marker).is_file() for marker in ROOT_MARKERS):
-            return folder
-    return cwd
 
 
 def tracking_uri(root: Path) -> str:
@@ -283,7 +274,7 @@ def register_generator(
 
 def load_registered_generator(uri: str, root: Path | None = None) -> keras.Model:
     """Load a registered generator, e.g. ``models:/gansr@champion``, with Keras safe mode on."""
-    connect(root or repo_root())
+    connect(root or find_root())
     # Download into a folder we own and delete: MLflow would otherwise leave a copy in /tmp.
     with tempfile.TemporaryDirectory(prefix="gansr-model-") as download:
         try:
@@ -390,14 +381,14 @@ def _log_and_register(
     """
     with tempfile.TemporaryDirectory(prefix="gansr-log-") as staging:
         staged = Path(staging)
-        save_generator(model, staged / serving.GENERATOR_FILE)
+        save_generator(model, staged / GENERATOR_FILE)
         package = Path(gansr.__file__).parent
         shutil.copytree(package, staged / "code" / package.name,
                         ignore=shutil.ignore_patterns("__pycache__"))
         logged = mlflow.pyfunc.log_model(
             name=MODEL_NAME,
             loader_module=serving.__name__,
-            data_path=str(staged / serving.GENERATOR_FILE),
+            data_path=str(staged / GENERATOR_FILE),
             code_paths=[str(staged / "code" / package.name)],
             signature=serving.SIGNATURE,
             input_example=serving.input_example(),

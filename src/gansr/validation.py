@@ -37,6 +37,7 @@ from gansr.data.near_duplicates import near_duplicate_groups
 from gansr.data.pairs import MANIFEST_COLUMNS, SPLITS, read_manifest, write_manifest
 from gansr.errors import DataError
 from gansr.imageio import FAITHFUL_MODES
+from gansr.layout import QUARANTINE_FILE
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import (
@@ -50,7 +51,6 @@ BIT_DEPTHS = (8, 16)  # of the source images: 32-bit (I, F) data has no faithful
 _PHASH = re.compile(r"[0-9a-f]{16}")
 MAX_LISTED = 10  # offending files named per check in the error message
 ROW = "manifest_row"
-QUARANTINE = "quarantine.csv"
 QUARANTINE_COLUMNS = ["name", "file", "reason"]
 # The one table-level check that dropping rows can leave satisfied: it is judged
 # again on the rows that remain.
@@ -85,7 +85,7 @@ def validate_pairs(
         quarantined = quarantine(failed, table) if cfg.on_bad == "drop" else []
         kept = manifest.drop(index=sorted({entry.row for entry in quarantined}))
         summary |= {"quarantined": len(manifest) - len(kept), "kept_per_split": _per_split(kept)}
-        _write_quarantine(staged / QUARANTINE, quarantined)
+        _write_quarantine(staged / QUARANTINE_FILE, quarantined)
         write_json(staged / "summary.json", summary)
     problem = _problem(summary, cfg)
     if problem is not None:

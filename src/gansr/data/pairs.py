@@ -40,8 +40,8 @@ from gansr.data.near_duplicates import connected_components, near_duplicate_link
 from gansr.data.sources import read_sources
 from gansr.errors import ConfigError, DataError
 from gansr.imageio import read_rgb, sha256_file, write_png
+from gansr.layout import MANIFEST_FILE
 
-MANIFEST = "manifest.parquet"
 MANIFEST_COLUMNS = [
     "name", "source", "tile", "tile_top", "tile_left", "group", "split", "hr_path", "lr_path",
     "hr_height", "hr_width", "lr_height", "lr_width",
@@ -145,7 +145,7 @@ def make_lr(hr: np.ndarray, scale: int, seed: int, name: str, cfg: PairsConfig) 
 
 def write_manifest(manifest: pd.DataFrame, folder: Path) -> None:
     """Write ``folder/manifest.parquet``; ``folder`` is a staged (not yet renamed) directory."""
-    manifest.to_parquet(Path(folder) / MANIFEST, index=False)
+    manifest.to_parquet(Path(folder) / MANIFEST_FILE, index=False)
 
 
 def parallel_map(fn: Callable[[_T], _R], items: list[_T], workers: int, desc: str) -> Iterator[_R]:
@@ -187,7 +187,7 @@ def read_manifest(pairs_dir: Path, check_columns: bool = True) -> pd.DataFrame:
     The validation suite passes ``check_columns=False``: it reports missing
     columns itself, beside every other problem.
     """
-    path = Path(pairs_dir) / MANIFEST
+    path = Path(pairs_dir) / MANIFEST_FILE
     if not path.is_file():
         raise DataError(f"{path}: manifest not found (run the pairs stage first)")
     try:

@@ -35,10 +35,10 @@ from gansr.data.download import download, unpack
 from gansr.data.near_duplicates import perceptual_hash
 from gansr.errors import ConfigError, DataError
 from gansr.imageio import read_image, sha256_file, write_png
+from gansr.layout import SOURCES_FILE
 
 log = logging.getLogger("gansr")
 
-SOURCES_CSV = "sources.csv"
 SOURCES_COLUMNS = ["name", "group", "file", "origin", "licence", "width", "height", "sha256",
                    "phash", "mode", "bit_depth", "notes"]
 _INT_COLUMNS = {"width", "height", "bit_depth"}
@@ -139,13 +139,13 @@ def fetch_raw(cfg: DataConfig, raw_dir: Path, cache_dir: Path | None = None) -> 
             with tqdm(images, desc="download", unit="image", leave=False) as progress:
                 rows = [_store(image, staged) for image in progress]
         table = pd.DataFrame(rows, columns=SOURCES_COLUMNS)
-        table.to_csv(staged / SOURCES_CSV, index=False, lineterminator="\n")
+        table.to_csv(staged / SOURCES_FILE, index=False, lineterminator="\n")
     return table
 
 
 def read_sources(raw_dir: Path) -> pd.DataFrame:
     """Read ``raw_dir/sources.csv`` as written by :func:`fetch_raw`."""
-    path = Path(raw_dir) / SOURCES_CSV
+    path = Path(raw_dir) / SOURCES_FILE
     text_columns = set(SOURCES_COLUMNS) - _INT_COLUMNS
     try:
         # keep_default_na=False: an image named "NA" or a blank note stays a string.

@@ -53,7 +53,7 @@ def _evaluate_variants(params: Params, layout: Layout, test_pairs: list) -> dict
 
 def _evaluate_styles(params: Params, layout: Layout, test_pairs: list) -> dict[str, Any]:
     backbone = build_backbone(params.loss.backbone, params.loss.vgg19_weights)
-    scores = evaluate_styles(load_generator(layout.style / "generator.keras"), test_pairs,
+    scores = evaluate_styles(load_generator(layout.generator("style")), test_pairs,
                              load_styles(params.style), backbone, params.scale, params.evaluate, layout.metrics,
                              layout.plots)
     with tracking.start_run(layout.root, params.tracking.experiment, run_name="style",
@@ -72,4 +72,4 @@ def _evaluate_styles(params: Params, layout: Layout, test_pairs: list) -> dict[s
 
 def _training_run(params: Params, layout: Layout, variant: str) -> str:
     return tracking.generator_run_id(layout.root, params.tracking.experiment, variant,
-                                     getattr(layout, variant) / "generator.keras")
+                                     layout.generator(variant))

@@ -10,7 +10,7 @@ from gansr.atomic import atomic_path, write_json
 from gansr.config import Params
 from gansr.export import FILES, describe, export_generator
 from gansr.inference import load_generator
-from gansr.layout import EXPORTED_VARIANTS, MAIN_VARIANT, Layout
+from gansr.layout import EXPORTED_VARIANTS, GENERATOR_FILE, MAIN_VARIANT, Layout
 from gansr.models.archive import save_generator
 from gansr.style_score import headline
 
@@ -19,14 +19,14 @@ log = logging.getLogger("gansr")
 
 def run(params: Params, layout: Layout) -> None:
     """Write every generator in ``export.formats`` to models/export/<variant>/, check, and register each."""
-    models = {name: load_generator(getattr(layout, name) / "generator.keras") for name in EXPORTED_VARIANTS}
+    models = {name: load_generator(layout.generator(name)) for name in EXPORTED_VARIANTS}
     with atomic_path(layout.export) as tmp:
         tmp.mkdir()
         errors = {}
         for name, model in models.items():
             errors[name] = export_generator(model, tmp / name, params.export.formats)
             log.info("export: %s written and reloaded, max |error|: %s", name, describe(errors[name]))
-        save_generator(models[MAIN_VARIANT], tmp / "generator.keras")  # `gansr upscale`'s default model
+        save_generator(models[MAIN_VARIANT], tmp / GENERATOR_FILE)  # `gansr upscale`'s default model
         registrations = {
             name: {**_register(params, layout, name, model), "max_error": errors[name],
                    "files": {fmt: f"{name}/{FILES[fmt]}" for fmt in params.export.formats}}
@@ -50,5 +50,5 @@ def _register(params: Params, layout: Layout, variant: str, model: Any) -> dict[
     name = params.tracking.registered_model
     cfg = replace(params.tracking, registered_model=name if variant == MAIN_VARIANT else f"{name}-{variant}")
     run_id = tracking.generator_run_id(layout.root, params.tracking.experiment, variant,
-                                       getattr(layout, variant) / "generator.keras")
+                                       layout.generator(variant))
     return {"run_id": run_id, **tracking.register_generator(model, run_id, metrics, cfg, layout.root)}

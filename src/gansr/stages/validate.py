@@ -4,7 +4,7 @@ import logging
 
 from gansr.atomic import write_json
 from gansr.config import Params
-from gansr.layout import Layout
+from gansr.layout import QUARANTINE_FILE, Layout
 from gansr.stages import counts
 from gansr.validation import validate_pairs
 
@@ -19,7 +19,7 @@ def run(params: Params, layout: Layout) -> None:
     write_json(layout.metrics / "validation.json", summary)
     if summary["quarantined"]:
         log.warning("validate: %d bad pairs dropped (validate.on_bad: drop), listed in %s",
-                    summary["quarantined"], layout.validation / "quarantine.csv")
+                    summary["quarantined"], layout.validation / QUARANTINE_FILE)
     else:
         log.info("validate: all expectations met")
     log.info("validate: manifest for training (%s) in %s; data docs at %s",

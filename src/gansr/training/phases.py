@@ -40,6 +40,7 @@ from gansr.data.pairs import read_manifest
 from gansr.data.styles import load_styles, style_targets
 from gansr.evaluation import load_pairs, score, upscale_with_each
 from gansr.inference import load_generator
+from gansr.layout import GENERATOR_FILE, MANIFEST_FILE, SUMMARY_FILE
 from gansr.models.archive import save_generator
 from gansr.models.backbone import build_backbone
 from gansr.models.discriminator import build_discriminator
@@ -54,8 +55,6 @@ log = logging.getLogger(__name__)
 
 # Input pipeline i (one per worker) draws its crops from seed + i × this.
 PIPELINE_SEED_STRIDE = 1_000_003
-GENERATOR_FILE = "generator.keras"
-SUMMARY_FILE = "training.json"
 RUN_FILE = "mlflow_run.json"
 
 
@@ -82,7 +81,7 @@ def train_psnr(params: Params, pairs_dir: Path, out_dir: Path, checkpoints: Path
                               distribution.strategy)
     state = {"generator": generator, "ema": ema, "optimizer": optimizer}
     key = _checkpoint_key("psnr", params.seed, params.scale, params.model, train, params.loss.pixel,
-                          distribution.replicas, pairs_dir / "manifest.parquet")
+                          distribution.replicas, pairs_dir / MANIFEST_FILE)
     settings = LoopSettings(train.pretrain_steps, train.checkpoint_every, train.log_every, "pretrain",
                             train.nan_policy)
     return _run_phase("psnr", params, distribution, manifest, pairs_dir, out_dir, checkpoints / f"psnr-{key}",
@@ -116,7 +115,7 @@ def train_gan(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, ch
     state = {"generator": generator, "ema": ema, "discriminator": discriminator,
              "g_optimizer": g_optimizer, "d_optimizer": d_optimizer}
     key = _checkpoint_key("gan", params.seed, params.scale, params.model, train, loss, distribution.replicas,
-                          pairs_dir / "manifest.parquet", init_dir / GENERATOR_FILE)
+                          pairs_dir / MANIFEST_FILE, init_dir / GENERATOR_FILE)
     settings = LoopSettings(train.gan_steps, train.checkpoint_every, train.log_every, "gan",
                             train.nan_policy)
     return _run_phase("gan", params, distribution, manifest, pairs_dir, out_dir, checkpoints / f"gan-{key}",
@@ -155,7 +154,7 @@ def train_style(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, 
                            train.ema_decay, distribution.strategy)
     state = {"generator": generator, "ema": ema, "optimizer": optimizer}
     key = _checkpoint_key("style", params.seed, params.scale, params.model, train, params.loss, style,
-                          distribution.replicas, pairs_dir / "manifest.parquet", init_dir / GENERATOR_FILE)
+                          distribution.replicas, pairs_dir / MANIFEST_FILE, init_dir / GENERATOR_FILE)
     settings = LoopSettings(style.steps, train.checkpoint_every, train.log_every, "style",
                             train.nan_policy)
     return _run_phase("style", params, distribution, manifest, pairs_dir, out_dir, checkpoints / f"style-{key}",
