@@ -56,7 +56,7 @@ def export_generator(model: keras.Model, folder: Path, formats: tuple[str, ...])
     from the model's by more than its tolerance.
     """
     folder.mkdir(parents=True, exist_ok=True)
-    inputs = check_inputs(model)
+    inputs = probe_inputs(model)
     expected = predict(model, inputs)
     errors = {}
     for fmt in formats:
@@ -74,7 +74,7 @@ def _reload_and_run(fmt: str, path: Path, inputs: list[np.ndarray]) -> np.ndarra
                          f"{str(exc).splitlines()[0] if str(exc) else 'no message'})") from exc
 
 
-def check_inputs(model: keras.Model) -> list[np.ndarray]:
+def probe_inputs(model: keras.Model) -> list[np.ndarray]:
     """A random batch for ``model``: images in [0, 1] and, if styled, style 0 and the last style."""
     images = np.random.default_rng(0).random(CHECK_SHAPE, dtype=np.float32)
     if len(model.inputs) == 1:
@@ -250,7 +250,7 @@ def _keys_cubic(distance: float) -> float:
     return ((a * d - 5 * a) * d + 8 * a) * d - 4 * a
 
 
-def describe(errors: dict[str, float]) -> str:
+def format_errors(errors: dict[str, float]) -> str:
     """Each format's measured max error, as one line."""
     return ", ".join(f"{fmt} {error:.2g}" for fmt, error in errors.items())
 

@@ -119,7 +119,7 @@ def configure(root: Path, experiment: str) -> str:
                 if key not in found.tags:
                     client.set_experiment_tag(experiment_id, key, value)
     except MlflowException as exc:
-        raise TrackingError(f"cannot use MLflow experiment '{experiment}' in {uri}: {_reason(exc)}") from exc
+        raise TrackingError(f"cannot use MLflow experiment '{experiment}' in {uri}: {_mlflow_message(exc)}") from exc
     return experiment_id
 
 
@@ -171,7 +171,7 @@ def generator_run_id(root: Path, experiment: str, run_name: str, generator: Path
         found = MlflowClient().search_runs([experiment_id], f"tags.`{GENERATOR_TAG}` = '{digest}'",
                                            order_by=["attributes.start_time DESC"], max_results=1)
     except MlflowException as exc:
-        raise TrackingError(f"cannot search MLflow experiment '{experiment}': {_reason(exc)}") from exc
+        raise TrackingError(f"cannot search MLflow experiment '{experiment}': {_mlflow_message(exc)}") from exc
     if found:
         return found[0].info.run_id
     with start_run(root, experiment, run_name) as run:
@@ -256,7 +256,7 @@ def register_generator(
             if promote and uri.startswith(("http://", "https://")):
                 _converge_champion(client, name, metric, since=champion)
     except MlflowException as exc:
-        raise TrackingError(f"cannot register model '{name}': {_reason(exc)}") from exc
+        raise TrackingError(f"cannot register model '{name}': {_mlflow_message(exc)}") from exc
     return {
         "name": name,
         "version": new,
@@ -280,7 +280,7 @@ def load_registered_generator(uri: str, root: Path | None = None) -> keras.Model
         try:
             local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=download))
         except MlflowException as exc:
-            raise TrackingError(f"cannot load {uri}: {_reason(exc)}") from exc
+            raise TrackingError(f"cannot load {uri}: {_mlflow_message(exc)}") from exc
         # data/generator.keras in a gansr pyfunc model, data/model.keras in a plain Keras one.
         saved = sorted(local.glob("data/*.keras"))
         if len(saved) != 1:
@@ -306,7 +306,7 @@ def list_versions(root: Path, name: str) -> list[dict[str, Any]]:
         if exc.error_code == "RESOURCE_DOES_NOT_EXIST":
             raise TrackingError(
                 f"no registered model '{name}' in {uri} (run `dvc repro` to register one)") from exc
-        raise TrackingError(f"cannot read registered model '{name}' in {uri}: {_reason(exc)}") from exc
+        raise TrackingError(f"cannot read registered model '{name}' in {uri}: {_mlflow_message(exc)}") from exc
     rows = [
         {
             "version": int(version.version),
@@ -361,7 +361,7 @@ def promote(
             client.set_registered_model_alias(name, CHAMPION, str(number))
             client.set_model_version_tag(name, str(number), PROMOTION_TAG, decision)
     except MlflowException as exc:
-        raise TrackingError(f"cannot promote a version of model '{name}': {_reason(exc)}") from exc
+        raise TrackingError(f"cannot promote a version of model '{name}': {_mlflow_message(exc)}") from exc
     return {**result, "promoted": True, "decision": decision}
 
 
@@ -628,7 +628,7 @@ def _probe(uri: str) -> str | None:
     return f"HTTP {response.status_code} from /health" if response.status_code >= 500 else None
 
 
-def _reason(exc: MlflowException) -> str:
+def _mlflow_message(exc: MlflowException) -> str:
     """MLflow's message on one line (some span several, with stray indentation)."""
     return " ".join(exc.message.split())
 

@@ -81,9 +81,10 @@ def download(url: str, sha256: str, cache_dir: Path, *, attempts: int = 4, backo
             break
         except _RETRYABLE as exc:
             if attempt == attempts:
-                raise DataError(f"{url}: download failed after {attempts} attempts ({_reason(exc)})") from exc
+                raise DataError(f"{url}: download failed after {attempts} attempts ({_first_line(exc)})") from exc
             delay = backoff_s * 2 ** (attempt - 1)
-            log.warning("download %s: %s; attempt %d of %d in %.1f s", url, _reason(exc), attempt + 1, attempts, delay)
+            log.warning("download %s: %s; attempt %d of %d in %.1f s", url, _first_line(exc), attempt + 1,
+                        attempts, delay)
             time.sleep(delay)
     actual = sha256_file(part)
     if actual != expected:
@@ -113,7 +114,7 @@ def unpack(archive: Path, dest: Path, cfg: DataConfig) -> None:
         else:
             shutil.copyfile(archive, _target(dest, name, cfg.url))
     except _CORRUPT as exc:
-        raise DataError(f"{cfg.url}: cannot unpack ({_reason(exc)})") from exc
+        raise DataError(f"{cfg.url}: cannot unpack ({_first_line(exc)})") from exc
 
 
 def _fetch(url: str, part: Path, timeout_s: float) -> None:
@@ -251,6 +252,6 @@ def _url_file_name(url: str) -> str:
     return PurePosixPath(unquote(urlsplit(url).path)).name or "download"
 
 
-def _reason(exc: BaseException) -> str:
+def _first_line(exc: BaseException) -> str:
     text = str(exc).strip() or type(exc).__name__
     return text.splitlines()[0]

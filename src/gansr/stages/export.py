@@ -8,7 +8,7 @@ from typing import Any
 from gansr import tracking
 from gansr.atomic import atomic_path, write_json
 from gansr.config import Params
-from gansr.export import FILES, describe, export_generator
+from gansr.export import FILES, export_generator, format_errors
 from gansr.inference import load_generator
 from gansr.layout import EXPORTED_VARIANTS, GENERATOR_FILE, MAIN_VARIANT, Layout
 from gansr.models.archive import save_generator
@@ -25,7 +25,7 @@ def run(params: Params, layout: Layout) -> None:
         errors = {}
         for name, model in models.items():
             errors[name] = export_generator(model, tmp / name, params.export.formats)
-            log.info("export: %s written and reloaded, max |error|: %s", name, describe(errors[name]))
+            log.info("export: %s written and reloaded, max |error|: %s", name, format_errors(errors[name]))
         save_generator(models[MAIN_VARIANT], tmp / GENERATOR_FILE)  # `gansr upscale`'s default model
         registrations = {
             name: {**_register(params, layout, name, model), "max_error": errors[name],
