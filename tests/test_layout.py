@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from gansr.cli import DEFAULT_MODEL, VARIANT_MODELS
 from gansr.layout import EXPORTED_VARIANTS, GENERATOR_FILE, Layout, find_root
+from gansr.upscale import DEFAULT_MODEL, VARIANT_MODELS
 
 
 def test_the_root_is_the_nearest_folder_with_params_or_dvc_yaml(monkeypatch: pytest.MonkeyPatch,

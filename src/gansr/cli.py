@@ -20,165 +20,26 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gansr.errors import ConfigError, DataError, GansrError, exit_on_error
-from gansr.layout import EXPORTED_VARIANTS, Layout, find_root
+from gansr.errors import GansrError, exit_on_error
+from gansr.layout import Layout, find_root
 from gansr.quiet import quiet_tensorflow
+from gansr.upscale import DEFAULT_MODEL, upscale
 
 if TYPE_CHECKING:
     from gansr.config import TrackingConfig
-    from gansr.inference import Upscaler
 
-HERE = Layout.at(Path())  # gansr runs from the repository root, as dvc.yaml's stages do
-DEFAULT_MODEL = HERE.exported_generator
-# --model shortcuts: the generator each training stage wrote.
-VARIANT_MODELS = {name: HERE.generator(name) for name in EXPORTED_VARIANTS}
 EXIT_CODES = ("exit codes: 0 success, 1 a known error (one line on stderr), "
               "2 bad usage, 130 interrupted")
 
 
 def upscale_command(args: argparse.Namespace) -> None:
     """Upscale one image or video file, or every one in a folder into a mirrored output folder."""
-    _use_device(args.device)  # before TensorFlow builds anything
-    from tqdm import tqdm
-
-    from gansr.inference import Upscaler, load_generator, with_precision
-
-    model = load_generator(VARIANT_MODELS.get(args.model, args.model))
-    upscaler = Upscaler(with_precision(model, _precision(args.precision)), args.tile, args.overlap,
-                        style=_style_index(model, args.style))
-    if not args.input.is_dir():
-        output = args.output / _output_name(args.input) if args.output.is_dir() else args.output
-        print(_upscale_file(upscaler, args.input, output, print))
-        return
-    jobs = _folder_jobs(args.input, args.output)
-    failed = 0
-    for source, target in tqdm(jobs, desc="upscale", unit="file"):
-        try:
-            _upscale_file(upscaler, source, target, tqdm.write)
-        except DataError as exc:
-            failed += 1
-            tqdm.write(f"skipped {exc}", file=sys.stderr)
-    print(f"{args.output}: {len(jobs) - failed} of {len(jobs)} files upscaled ×{upscaler.scale}")
-    if failed:
-        raise DataError(f"{failed} of {len(jobs)} files in {args.input} could not be read (listed above)")
-
-
-def _use_device(device: str) -> None:
-    """Make TensorFlow run on ``device``: cpu hides the GPUs, gpu insists on one, auto takes what is there.
-
-    Hiding devices works only before TensorFlow's runtime starts, so the
-    command does it first; it fails loudly after that, where setting
-    CUDA_VISIBLE_DEVICES would be silently ignored once CUDA is initialised.
-    """
-    import tensorflow as tf
-
-    if device == "cpu":
-        try:
-            tf.config.set_visible_devices([], "GPU")
-        except RuntimeError as exc:
-            raise GansrError("--device cpu: TensorFlow already runs on the GPU in this process") from exc
-    elif device == "gpu" and not tf.config.get_visible_devices("GPU"):
-        raise GansrError("--device gpu: TensorFlow sees no GPU (no CUDA device or driver, "
-                         "or CUDA_VISIBLE_DEVICES hides it)")
-
-
-def _precision(setting: str) -> str:
-    """``--precision`` as a dtype; auto: float16 on a GPU, bfloat16 on a CPU with native bf16, else float32.
-
-    On a CPU with AVX512-BF16/AMX bfloat16 runs the default generator about
-    twice as fast as float32; on one without, several times slower.
-    """
-    import tensorflow as tf
-
-    from gansr.training.precision import cpu_has_native_bf16
-
-    if setting != "auto":
-        return setting
-    if tf.config.get_visible_devices("GPU"):
-        return "float16"
-    return "bfloat16" if cpu_has_native_bf16() else "float32"
-
-
-def _style_index(model: Any, style: str) -> int:
-    """``--style`` as an index into the generator's styles: a name, a number, or none (0)."""
-    from gansr.models.generator import style_index
-
-    try:
-        return style_index(model, style)
-    except ConfigError as exc:
-        raise ConfigError(f"--{exc}") from exc
-
-
-def _output_name(source: Path) -> str:
-    """The file name ``source``'s result gets in an output folder: a video keeps its name, an image turns PNG."""
-    from gansr.video import is_video
-
-    return source.name if is_video(source) else f"{source.stem}.png"
-
-
-def _upscale_file(upscaler: Upscaler, source: Path, target: Path, say: Callable[..., None]) -> str:
-    """Upscale ``source`` (a video or an image) into ``target``; notes go to ``say`` on stderr."""
-    from gansr.video import is_video, upscale_video
-
-    if is_video(source):
-        return upscale_video(upscaler, source, target, say)
-    return _upscale_image(upscaler, source, target, say)
-
-
-def _upscale_image(upscaler: Upscaler, source: Path, target: Path, say: Callable[..., None]) -> str:
-    """Upscale ``source`` into the PNG ``target``; conversion notes go to ``say`` on stderr."""
-    from gansr.imageio import is_large, read_faithful_rgb, write_png
-
-    image, notes = read_faithful_rgb(source)
-    height, width = image.shape[:2]
-    if is_large(height * width):
-        notes.append(f"the output will be {width * upscaler.scale}×{height * upscaler.scale} "
-                     f"({height * width * upscaler.scale ** 2 / 1e6:.0f} Mpx): slow to make and huge")
-    for note in notes:
-        say(f"note: {source}: {note}", file=sys.stderr)
-    upscaled = upscaler(image)
-    write_png(target, upscaled)
-    return f"{target}: {image.shape[1]}×{image.shape[0]} → {upscaled.shape[1]}×{upscaled.shape[0]}"
-
-
-def _folder_jobs(folder: Path, output: Path) -> list[tuple[Path, Path]]:
-    """(file, file to write) for every image and video under ``folder``, mirrored under ``output``.
-
-    Images become PNGs, videos keep their name. Hidden entries are left out,
-    and so is ``output`` itself when it lies inside ``folder``, so a rerun
-    does not upscale its own results. Other files are skipped with a note on stderr.
-    """
-    from gansr.data.sources import IMAGE_SUFFIXES, skipped_note
-    from gansr.video import VIDEO_SUFFIXES
-
-    if output.exists() and not output.is_dir():
-        raise DataError(f"{output} is a file; the output for folder {folder} must be a folder")
-    inside_output = output.resolve()
-    suffixes = IMAGE_SUFFIXES | VIDEO_SUFFIXES
-    jobs: dict[Path, Path] = {}
-    skipped: list[str] = []
-    for path in sorted(folder.rglob("*")):
-        relative = path.relative_to(folder)
-        if (any(part.startswith(".") for part in relative.parts)
-                or path.resolve().is_relative_to(inside_output) or not path.is_file()):
-            continue
-        if path.suffix.lower() not in suffixes:
-            skipped.append(relative.as_posix())
-            continue
-        target = output / relative.with_name(_output_name(path))
-        if target in jobs:
-            raise DataError(f"{jobs[target]} and {path} would both be written to {target}; rename one")
-        jobs[target] = path
-    if not jobs:
-        raise DataError(f"{folder} has no images or videos ({', '.join(sorted(suffixes))})")
-    if skipped:
-        print(f"note: {folder}: {skipped_note(skipped, 'images or videos')}", file=sys.stderr)
-    return [(source, target) for target, source in jobs.items()]
+    upscale(args.model, args.input, args.output, device=args.device, precision=args.precision, tile=args.tile,
+            overlap=args.overlap, style=args.style)
 
 
 def info_command(args: argparse.Namespace) -> None:
