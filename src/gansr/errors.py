@@ -7,6 +7,7 @@ CLI and the DVC stage entry points print it as one line and exit non-zero
 
 from __future__ import annotations
 
+import os
 import sys
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -30,7 +31,11 @@ class TrackingError(GansrError):
 
 @contextmanager
 def exit_on_error(prog: str) -> Iterator[None]:
-    """Turn a :class:`GansrError` into one line on stderr and exit 1 (130 on Ctrl-C)."""
+    """Turn a :class:`GansrError` into one line on stderr and exit 1 (130 on Ctrl-C).
+
+    A reader that stops reading (``gansr summary | head``) ends the command
+    quietly, as it ends ``cat``: exit 1, no traceback.
+    """
     try:
         yield
     except GansrError as exc:
@@ -39,6 +44,10 @@ def exit_on_error(prog: str) -> Iterator[None]:
     except KeyboardInterrupt:
         print(f"{prog}: interrupted", file=sys.stderr)
         sys.exit(130)
+    except BrokenPipeError:
+        # Python flushes stdout again at exit, which would fail the same way: point it at /dev/null.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        sys.exit(1)
 
 
 def _fresh_line() -> str:
