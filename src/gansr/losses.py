@@ -113,9 +113,9 @@ def quantiles(sorted_values: tf.Tensor, count: int | tf.Tensor) -> tf.Tensor:
     return tf.gather(sorted_values, tf.cast(ranks, tf.int32), axis=-1)
 
 
-def sliced_wasserstein_loss(samples: tf.Tensor, target_quantiles: tf.Tensor,
-                            directions: tf.Tensor | None = None) -> tf.Tensor:
-    """Sliced 1-Wasserstein distance between each image's samples and a target distribution.
+def sliced_wasserstein_distances(samples: tf.Tensor, target_quantiles: tf.Tensor,
+                                 directions: tf.Tensor | None = None) -> tf.Tensor:
+    """[B]: sliced 1-Wasserstein distance between each image's samples and its target distribution.
 
     ``samples`` [B, N, C] (e.g. the pixels' colours), ``target_quantiles`` [B, K, Q]
     the target's sorted projections on the K ``directions`` (see :func:`quantiles`).
@@ -124,9 +124,19 @@ def sliced_wasserstein_loss(samples: tf.Tensor, target_quantiles: tf.Tensor,
     Gram matrix it compares whole distributions, so a ring of saturated hues
     is not matched by a grey cloud of the same covariance.
     """
+    return tf.reduce_mean(_sorted_gaps(samples, target_quantiles, directions), axis=[1, 2])
+
+
+def sliced_wasserstein_loss(samples: tf.Tensor, target_quantiles: tf.Tensor,
+                            directions: tf.Tensor | None = None) -> tf.Tensor:
+    """The batch's mean :func:`sliced_wasserstein_distances`."""
+    return tf.reduce_mean(_sorted_gaps(samples, target_quantiles, directions))
+
+
+def _sorted_gaps(samples: tf.Tensor, target_quantiles: tf.Tensor, directions: tf.Tensor | None) -> tf.Tensor:
+    """[B, K, N]: |sorted projections of ``samples`` − the target's quantiles at the same ranks|."""
     ours = sorted_projections(samples, directions)
-    target = quantiles(target_quantiles, tf.shape(ours)[-1])
-    return tf.reduce_mean(tf.abs(ours - target))
+    return tf.abs(ours - quantiles(target_quantiles, tf.shape(ours)[-1]))
 
 
 def draw_positions(samples: tf.Tensor, positions: int, seed: tf.Tensor) -> tf.Tensor:
@@ -159,8 +169,7 @@ def texture_distribution_loss(features: list[tf.Tensor], target_quantiles: list[
     for index, (layer, target, target_scale) in enumerate(zip(features, target_quantiles, target_scales)):
         samples = draw_positions(tf.reshape(layer, [tf.shape(layer)[0], -1, tf.shape(layer)[-1]]),
                                  positions, seed + index)
-        ours = sorted_projections(samples)
-        distance = tf.reduce_mean(tf.abs(ours - quantiles(target, tf.shape(ours)[-1])), axis=[1, 2])
+        distance = sliced_wasserstein_distances(samples, target)
         per_layer.append(tf.reduce_mean(distance / (target_scale + 1e-6)))
     return tf.add_n(per_layer) / len(per_layer)
 
