@@ -77,20 +77,12 @@ def _use_device(device: str) -> None:
 
 
 def _precision(setting: str) -> str:
-    """``--precision`` as a dtype; auto: float16 on a GPU, bfloat16 on a CPU with native bf16, else float32.
-
-    On a CPU with AVX512-BF16/AMX bfloat16 runs the default generator about
-    twice as fast as float32; on one without, several times slower.
-    """
+    """``--precision`` as a dtype; auto: :func:`~gansr.training.precision.fastest_dtype` on the devices left visible."""
     import tensorflow as tf
 
-    from gansr.training.precision import cpu_has_native_bf16
+    from gansr.training.precision import fastest_dtype
 
-    if setting != "auto":
-        return setting
-    if tf.config.get_visible_devices("GPU"):
-        return "float16"
-    return "bfloat16" if cpu_has_native_bf16() else "float32"
+    return fastest_dtype(bool(tf.config.get_visible_devices("GPU"))) if setting == "auto" else setting
 
 
 def _style_index(model: Any, style: str) -> int:

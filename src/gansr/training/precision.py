@@ -30,17 +30,23 @@ def cpu_has_native_bf16(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
     return bool(cpu_bf16_flags(cpuinfo))
 
 
-def resolve_precision(setting: str) -> str:
-    """Map ``auto`` to the fastest policy this machine runs well; pass others through.
+def fastest_dtype(on_gpu: bool) -> str:
+    """The compute dtype the generator runs fastest in, on a GPU or on this machine's CPU.
 
-    auto: mixed_float16 on a CUDA GPU, mixed_bfloat16 on a CPU with native
-    bf16, float32 otherwise.
+    float16 on a GPU; on a CPU bfloat16 where it is native (about twice
+    float32's speed; several times slower without it), else float32.
     """
+    if on_gpu:
+        return "float16"
+    return "bfloat16" if cpu_has_native_bf16() else "float32"
+
+
+def resolve_precision(setting: str) -> str:
+    """Map ``auto`` to the mixed policy of the :func:`fastest_dtype` (or float32); pass others through."""
     if setting != "auto":
         return setting
-    if tf.config.list_physical_devices("GPU"):
-        return "mixed_float16"
-    return "mixed_bfloat16" if cpu_has_native_bf16() else "float32"
+    dtype = fastest_dtype(bool(tf.config.list_physical_devices("GPU")))
+    return dtype if dtype == "float32" else f"mixed_{dtype}"
 
 
 def apply_precision(setting: str) -> str:
