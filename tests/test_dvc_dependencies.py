@@ -8,37 +8,16 @@ source (module-level and function-local imports alike, and each package's
 
 from __future__ import annotations
 
-import ast
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from source_imports import SRC, gansr_imports, module_file
 
 REPO = Path(__file__).resolve().parents[1]
-SRC = REPO / "src"
 STAGES = yaml.safe_load((REPO / "dvc.yaml").read_text())["stages"]
-
-
-def module_file(name: str) -> Path | None:
-    """The source file of module ``name`` (``gansr.data`` -> src/gansr/data/__init__.py), if it is one."""
-    path = SRC.joinpath(*name.split("."))
-    for candidate in (path / "__init__.py", path.with_suffix(".py")):
-        if candidate.is_file():
-            return candidate
-    return None
-
-
-def gansr_imports(path: Path) -> set[str]:
-    """Every ``gansr`` module or name ``path`` imports (``from m import n`` gives m and m.n)."""
-    names: set[str] = set()
-    for node in ast.walk(ast.parse(path.read_text(), str(path))):
-        if isinstance(node, ast.Import):
-            names |= {alias.name for alias in node.names}
-        elif isinstance(node, ast.ImportFrom) and node.module and node.level == 0:
-            names |= {node.module, *(f"{node.module}.{alias.name}" for alias in node.names)}
-    return {name for name in names if name.split(".")[0] == "gansr"}
 
 
 def import_closure(*entries: Path) -> set[str]:

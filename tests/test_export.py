@@ -19,7 +19,7 @@ from repo_helpers import export_inputs
 from gansr import export
 from gansr.config import EXPORT_FORMATS, parse_params
 from gansr.errors import ConfigError, GansrError
-from gansr.layout import Layout
+from gansr.layout import EXPORT_FILES, Layout
 from gansr.models.archive import save_generator
 from gansr.stages import export as export_stage
 
@@ -60,7 +60,7 @@ def test_serving_formats_take_any_image_size_and_style(
 ) -> None:
     images = np.random.default_rng(7).random((3, 5, 9, 3), dtype=np.float32)
     inputs = [images, np.array([2, 0, 1], dtype=np.int32)]
-    path = exported["folder"] / "style" / export.FILES[fmt]
+    path = exported["folder"] / "style" / EXPORT_FILES[fmt]
     got = export.RUNNERS[fmt](path, inputs)
     assert got.shape == (3, 10, 18, 3)
     np.testing.assert_allclose(got, export.predict(generators["style"], inputs), atol=export.TOLERANCE[fmt])

@@ -259,7 +259,7 @@ def test_silent_server_times_out(monkeypatch: pytest.MonkeyPatch, tmp_path: Path
         silent.listen()
         uri = f"http://127.0.0.1:{silent.getsockname()[1]}"
         monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
-        monkeypatch.setattr(tracking, "PROBE_TIMEOUT_S", 1.0)
+        monkeypatch.setattr(tracking.store, "PROBE_TIMEOUT_S", 1.0)
         start = time.monotonic()
         with pytest.raises(TrackingError, match="no answer within 1 s"):
             tracking.configure(tmp_path, "gansr")

@@ -34,11 +34,11 @@ import tensorflow as tf
 from tensorflow.core.protobuf import fingerprint_pb2
 
 from gansr.errors import GansrError
+from gansr.layout import EXPORT_FILES
 from gansr.models.archive import save_generator
 from gansr.models.generator import style_names
 from gansr.models.layers import BicubicUpsample
 
-FILES = {"keras": "generator.keras", "saved_model": "saved_model", "tflite": "generator_fp16.tflite"}
 # Largest |difference| from the in-memory model a reloaded file may show, per format.
 # TFLite stores weights as float16 (11-bit mantissa); 2/255 is two grey levels of an 8-bit image.
 TOLERANCE = {"keras": 1e-5, "saved_model": 1e-5, "tflite": 2 / 255}
@@ -60,7 +60,7 @@ def export_generator(model: keras.Model, folder: Path, formats: tuple[str, ...])
     expected = predict(model, inputs)
     errors = {}
     for fmt in formats:
-        path = folder / FILES[fmt]
+        path = folder / EXPORT_FILES[fmt]
         WRITERS[fmt](model, path)
         errors[fmt] = _check(path, expected, _reload_and_run(fmt, path, inputs), TOLERANCE[fmt])
     return errors

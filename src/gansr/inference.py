@@ -47,14 +47,9 @@ LIVE_TENSORS = 7
 FLOAT32_BYTES = 4
 
 
-def load_generator(spec: str | Path) -> keras.Model:
-    """Load a generator from a ``.keras`` file or a ``models:/name@alias`` registry URI."""
-    spec = str(spec)
-    if spec.startswith("models:/"):
-        from gansr.tracking import load_registered_generator
-
-        return load_registered_generator(spec)
-    path = Path(spec)
+def load_generator(path: str | Path) -> keras.Model:
+    """Load a generator from a ``.keras`` file, with Keras safe mode on (registry URIs: ``tracking``)."""
+    path = Path(path)
     if not path.is_file():
         raise GansrError(f"no generator at {path} (run `dvc repro` first, or pass --model)")
     if not zipfile.is_zipfile(path):  # Keras would call it "File not found"

@@ -14,6 +14,8 @@ SUMMARY_FILE = "training.json"  # beside a training phase's generator
 SOURCES_FILE = "sources.csv"  # in data/raw/
 MANIFEST_FILE = "manifest.parquet"  # in data/pairs/ and data/validated/
 QUARANTINE_FILE = "quarantine.csv"  # in reports/validation/
+# In each variant's folder under models/export/, by export format (export.formats).
+EXPORT_FILES = {"keras": GENERATOR_FILE, "saved_model": "saved_model", "tflite": "generator_fp16.tflite"}
 ROOT_MARKERS = ("params.yaml", "dvc.yaml")
 
 

@@ -23,33 +23,13 @@ from typing import Any
 
 import numpy as np
 import pandas as pd
-from mlflow.models import ModelSignature
-from mlflow.types.schema import Array, ColSpec, DataType, Schema
 
 from gansr.errors import DataError
 from gansr.imageio import decode_rgb, encode_png
 from gansr.layout import GENERATOR_FILE
 
+# The input and output columns: an image as a base64 file or as pixels, and the style to draw it in.
 PNG, PIXELS, STYLE = "png", "pixels", "style"
-_PIXEL_ROWS = Array(Array(Array(DataType.long)))  # H × W × RGB
-
-# One row per image, free H and W: a base64 image file or the pixels themselves.
-SIGNATURE = ModelSignature(
-    inputs=Schema([ColSpec(DataType.string, PNG, required=False),
-                   ColSpec(_PIXEL_ROWS, PIXELS, required=False),
-                   ColSpec(DataType.string, STYLE, required=False)]),
-    outputs=Schema([ColSpec(DataType.string, PNG, required=False),
-                    ColSpec(_PIXEL_ROWS, PIXELS, required=False)]),
-)
-
-
-def input_example() -> pd.DataFrame:
-    """One small PNG, as a client would send it (MLflow stores it as the serving example)."""
-    ramp = np.linspace(0, 255, 16, dtype=np.uint8)
-    image = np.stack(np.broadcast_arrays(ramp[:, None], ramp[None, :], ramp[::-1, None]), axis=-1)
-    return pd.DataFrame({PNG: [base64.b64encode(encode_png(image)).decode("ascii")]})
-
-
 class GeneratorService:
     """Upscales the rows of a DataFrame of images with one generator."""
 

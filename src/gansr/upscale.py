@@ -15,12 +15,15 @@ from gansr.errors import ConfigError, DataError, GansrError
 from gansr.layout import EXPORTED_VARIANTS, Layout
 
 if TYPE_CHECKING:
+    import keras
+
     from gansr.inference import Upscaler
 
 HERE = Layout.at(Path())  # gansr runs from the repository root, as dvc.yaml's stages do
 DEFAULT_MODEL = HERE.exported_generator
 # --model shortcuts: the generator each training stage wrote.
 VARIANT_MODELS = {name: HERE.generator(name) for name in EXPORTED_VARIANTS}
+REGISTRY_SCHEME = "models:/"  # --model models:/NAME@ALIAS loads from the MLflow Model Registry
 
 
 def upscale(model: str | Path, source: Path, target: Path, *, device: str = "auto", precision: str = "auto",
@@ -35,9 +38,9 @@ def upscale(model: str | Path, source: Path, target: Path, *, device: str = "aut
     _use_device(device)  # before TensorFlow builds anything
     from tqdm import tqdm
 
-    from gansr.inference import Upscaler, load_generator, with_precision
+    from gansr.inference import Upscaler, with_precision
 
-    generator = load_generator(VARIANT_MODELS.get(str(model), model))
+    generator = _load(VARIANT_MODELS.get(str(model), model))
     upscaler = Upscaler(with_precision(generator, _precision(precision)), tile, overlap,
                         style=_style_index(generator, style))
     if not source.is_dir():
@@ -55,6 +58,17 @@ def upscale(model: str | Path, source: Path, target: Path, *, device: str = "aut
     print(f"{target}: {len(jobs) - failed} of {len(jobs)} files upscaled ×{upscaler.scale}")
     if failed:
         raise DataError(f"{failed} of {len(jobs)} files in {source} could not be read (listed above)")
+
+
+def _load(model: str | Path) -> keras.Model:
+    """The generator in a ``.keras`` file or behind a ``models:/name@alias`` registry URI."""
+    if str(model).startswith(REGISTRY_SCHEME):
+        from gansr.tracking import load_registered_generator
+
+        return load_registered_generator(str(model))
+    from gansr.inference import load_generator
+
+    return load_generator(model)
 
 
 def _use_device(device: str) -> None:

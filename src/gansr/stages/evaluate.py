@@ -4,9 +4,8 @@ Writes metrics/ and plots/, and logs both to each generator's training run.
 """
 
 import logging
+from pathlib import Path
 from typing import Any
-
-import mlflow
 
 from gansr import tracking
 from gansr.config import Params
@@ -31,23 +30,18 @@ def run(params: Params, layout: Layout) -> None:
 
 
 def _evaluate_variants(params: Params, layout: Layout, test_pairs: list) -> dict[str, Any]:
-    variant_dirs = {name: getattr(layout, name) for name in VARIANTS}
-    models = {name: load_generator(path / "generator.keras") for name, path in variant_dirs.items()}
+    models = {name: load_generator(layout.generator(name)) for name in VARIANTS}
     summary, speed = evaluate(models, test_pairs, params.scale, params.evaluate, layout.metrics, layout.plots)
     extra = evaluate_extra_sets(models, params.evaluate.extra_sets, params.scale, layout.metrics)
     for set_name, scores in extra.items():
         log.info("evaluate: %s (%d images)\n%s", set_name, scores["images"], format_eval_table(scores))
-    for name in variant_dirs:
-        with tracking.start_run(layout.root, params.tracking.experiment, run_name=name,
-                                resume_run_id=_training_run(params, layout, name)):
-            mlflow.log_metrics({f"test/{k}": v for k, v in summary[name].items()})
-            mlflow.log_metric("test/megapixels_per_s", speed["megapixels_per_s"][name])
-            mlflow.log_metrics({f"test/bicubic_{k}": v for k, v in summary["bicubic"].items()})
-            for set_name, scores in extra.items():
-                mlflow.log_metrics({f"{set_name}/{k}": v for k, v in scores[name].items()})
-            mlflow.log_artifact(str(layout.plots / "samples.png"), "evaluation")
-            mlflow.log_artifact(str(layout.plots / "per_image.png"), "evaluation")
-            mlflow.log_artifact(str(layout.metrics / "per_image.csv"), "evaluation")
+    for name in VARIANTS:
+        metrics = {**{f"test/{k}": v for k, v in summary[name].items()},
+                   "test/megapixels_per_s": speed["megapixels_per_s"][name],
+                   **{f"test/bicubic_{k}": v for k, v in summary["bicubic"].items()},
+                   **{f"{set_name}/{k}": v for set_name, scores in extra.items() for k, v in scores[name].items()}}
+        _record(params, layout, name, metrics, [layout.plots / "samples.png", layout.plots / "per_image.png",
+                                                layout.metrics / "per_image.csv"])
     return summary
 
 
@@ -56,20 +50,18 @@ def _evaluate_styles(params: Params, layout: Layout, test_pairs: list) -> dict[s
     scores = evaluate_styles(load_generator(layout.generator("style")), test_pairs,
                              load_styles(params.style), backbone, params.scale, params.evaluate, layout.metrics,
                              layout.plots)
-    with tracking.start_run(layout.root, params.tracking.experiment, run_name="style",
-                            resume_run_id=_training_run(params, layout, "style")):
-        mlflow.log_metrics({f"test/{name}_{key}": value for name, entry in scores["styles"].items()
-                            for key, value in entry.items()})
-        mlflow.log_metrics({f"test/{key}": value for key, value in headline(scores).items()})
-        mlflow.log_metrics({f"test/control_{control}_{key}": value
-                            for control, entry in scores["controls"].items() for key, value in entry.items()})
-        mlflow.log_metrics({f"test/{name}_training_loss_reduction": value
-                            for name, value in scores["training_loss_reduction"].items()})
-        mlflow.log_artifact(str(layout.metrics / "style.json"), "evaluation")
-        mlflow.log_artifact(str(layout.plots / "styles.png"), "evaluation")
+    metrics = {**{f"test/{name}_{key}": value for name, entry in scores["styles"].items()
+                  for key, value in entry.items()},
+               **{f"test/{key}": value for key, value in headline(scores).items()},
+               **{f"test/control_{control}_{key}": value for control, entry in scores["controls"].items()
+                  for key, value in entry.items()},
+               **{f"test/{name}_training_loss_reduction": value
+                  for name, value in scores["training_loss_reduction"].items()}}
+    _record(params, layout, "style", metrics, [layout.metrics / "style.json", layout.plots / "styles.png"])
     return scores
 
 
-def _training_run(params: Params, layout: Layout, variant: str) -> str:
-    return tracking.generator_run_id(layout.root, params.tracking.experiment, variant,
-                                     layout.generator(variant))
+def _record(params: Params, layout: Layout, variant: str, metrics: dict[str, float], files: list[Path]) -> None:
+    """Add the test figures and pictures to the run that trained ``variant``."""
+    tracking.record_results(layout.root, params.tracking.experiment, variant, layout.generator(variant), metrics,
+                            files, "evaluation")

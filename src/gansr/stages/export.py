@@ -8,9 +8,9 @@ from typing import Any
 from gansr import tracking
 from gansr.atomic import atomic_path, write_json
 from gansr.config import Params
-from gansr.export import FILES, export_generator, format_errors
+from gansr.export import export_generator, format_errors
 from gansr.inference import load_generator
-from gansr.layout import EXPORTED_VARIANTS, GENERATOR_FILE, MAIN_VARIANT, Layout
+from gansr.layout import EXPORT_FILES, EXPORTED_VARIANTS, GENERATOR_FILE, MAIN_VARIANT, Layout
 from gansr.models.archive import save_generator
 from gansr.style_score import headline
 
@@ -29,7 +29,7 @@ def run(params: Params, layout: Layout) -> None:
         save_generator(models[MAIN_VARIANT], tmp / GENERATOR_FILE)  # `gansr upscale`'s default model
         registrations = {
             name: {**_register(params, layout, name, model), "max_error": errors[name],
-                   "files": {fmt: f"{name}/{FILES[fmt]}" for fmt in params.export.formats}}
+                   "files": {fmt: f"{name}/{EXPORT_FILES[fmt]}" for fmt in params.export.formats}}
             for name, model in models.items()
         }
     # The main (GAN) registration stays at the top level, where `gansr summary` reads it.
