@@ -22,6 +22,7 @@ from typing import Any
 import keras
 import numpy as np
 
+from gansr import tracking
 from gansr.config import parse_params
 from gansr.training import loop, phases
 
@@ -44,7 +45,7 @@ def main(params_file: str, pairs: str, out: str, checkpoints: str, result_file: 
          stop_at: int | None = None) -> None:
     result: dict[str, Any] = {}
 
-    def recording_run_loop(step_fn, batches, state, checkpoint_dir, settings, on_log, distribution):
+    def recording_run_loop(step_fn, batches, state, checkpoint_dir, settings, on_log, distribution, **hooks):
         def step(lr, hr):
             step.calls += 1
             if step.calls == stop_at:
@@ -54,7 +55,7 @@ def main(params_file: str, pairs: str, out: str, checkpoints: str, result_file: 
             return step_fn(lr, hr)
 
         step.calls = 0
-        losses = loop.run_loop(step, batches, state, checkpoint_dir, settings, on_log, distribution)
+        losses = loop.run_loop(step, batches, state, checkpoint_dir, settings, on_log, distribution, **hooks)
         result["weights"] = weights_hash(state["generator"], state["ema"])
         result["ema"] = weights_hash(state["ema"])
         return losses
@@ -63,7 +64,8 @@ def main(params_file: str, pairs: str, out: str, checkpoints: str, result_file: 
     phases.run_loop = recording_run_loop
     params = parse_params(json.loads(Path(params_file).read_text()))
     try:
-        summary = phases.train_psnr(params, Path(pairs), Path(out), Path(checkpoints), Path(out).parent)
+        summary = phases.train("psnr", params, Path(pairs), None, Path(out), Path(checkpoints),
+                               tracking.MlflowRunLog(Path(out).parent, params.tracking.experiment))
     except Stopped:
         sys.exit(3)
     result["summary"] = summary

@@ -60,6 +60,21 @@ def tiny_generator(name: str = "generator") -> keras.Model:
     return build_generator(SCALE, channels=4, blocks=1, name=name)
 
 
+def train(phase: str, params: Params, pairs_dir: Path, init_dir: Path | None, out_dir: Path, checkpoints: Path,
+          root: Path) -> dict[str, Any]:
+    """One training phase, recorded in the MLflow store of the repository at ``root`` as its stage does."""
+    return phases.train(phase, params, pairs_dir, init_dir, out_dir, checkpoints,
+                        tracking.MlflowRunLog(root, params.tracking.experiment))
+
+
+def recorded_run_id(checkpoints: Path) -> str:
+    """The run id in the checkpoint of the one killed phase under ``checkpoints``."""
+    (kept,) = checkpoints.iterdir()
+    run_id = tf.Variable("", dtype=tf.string)
+    tf.train.Checkpoint(run_id=run_id).read(tf.train.latest_checkpoint(str(kept))).expect_partial()
+    return run_id.numpy().decode()
+
+
 def dihedral(image: np.ndarray) -> Iterator[tuple[tuple[bool, int], np.ndarray]]:
     """The 8 flips/rotations the crop sampler can apply, each with its key."""
     for flip, turns in itertools.product((False, True), range(4)):
@@ -111,7 +126,7 @@ def mlflow_uri(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
 def psnr_run(pairs_dir: Path, mlflow_uri: str, tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     """One complete pretraining phase, shared by the tests that read its outputs."""
     root = tmp_path_factory.mktemp("psnr")
-    summary = phases.train_psnr(tiny_params(), pairs_dir, root / "models" / "psnr", root / "checkpoints", root)
+    summary = train("psnr", tiny_params(), pairs_dir, None, root / "models" / "psnr", root / "checkpoints", root)
     keras.mixed_precision.set_global_policy("float32")
     return {"summary": summary, "out": root / "models" / "psnr", "checkpoints": root / "checkpoints",
             "root": root}
@@ -488,12 +503,12 @@ def test_a_killed_pretraining_resumes_in_the_same_mlflow_run(
     with monkeypatch.context() as patched:
         interrupting_run_loop(patched, at=5)
         with pytest.raises(KeyboardInterrupt):
-            phases.train_psnr(params, pairs_dir, out, checkpoints, tmp_path)
+            train("psnr", params, pairs_dir, None, out, checkpoints, tmp_path)
     assert not out.exists()
-    (kept,) = checkpoints.iterdir()
-    first_id = json.loads((kept / phases.RUN_FILE).read_text())["run_id"]
+    first_id = recorded_run_id(checkpoints)  # the checkpoint holds the run id with the weights
+    assert MlflowClient(tracking_uri=mlflow_uri).get_run(first_id).info.status == "FAILED"
 
-    summary = phases.train_psnr(params, pairs_dir, out, checkpoints, tmp_path)
+    summary = train("psnr", params, pairs_dir, None, out, checkpoints, tmp_path)
     assert summary["run_id"] == first_id
     client = MlflowClient(tracking_uri=mlflow_uri)
     assert client.get_run(first_id).info.status == "FINISHED"
@@ -504,32 +519,35 @@ def test_a_killed_pretraining_resumes_in_the_same_mlflow_run(
 
 
 @pytest.mark.slow
-def test_a_restart_whose_old_run_was_deleted_logs_params_to_the_new_run(
+def test_a_restart_whose_old_run_was_deleted_records_a_new_run_in_the_checkpoint(
         pairs_dir: Path, mlflow_uri: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    params, out, checkpoints = tiny_params(pretrain_steps=2), tmp_path / "psnr", tmp_path / "checkpoints"
-    with monkeypatch.context() as patched:
-        interrupting_run_loop(patched, at=1)
-        with pytest.raises(KeyboardInterrupt):
-            phases.train_psnr(params, pairs_dir, out, checkpoints, tmp_path)
-    (kept,) = checkpoints.iterdir()
+    params, out, checkpoints = tiny_params(), tmp_path / "psnr", tmp_path / "checkpoints"
     client = MlflowClient(tracking_uri=mlflow_uri)
-    client.delete_run(json.loads((kept / phases.RUN_FILE).read_text())["run_id"])  # tidied up in the UI
-
-    summary = phases.train_psnr(params, pairs_dir, out, checkpoints, tmp_path)
-    run = client.get_run(summary["run_id"])
+    with monkeypatch.context() as patched:
+        interrupting_run_loop(patched, at=3)  # each attempt is killed at its third step
+        with pytest.raises(KeyboardInterrupt):
+            train("psnr", params, pairs_dir, None, out, checkpoints, tmp_path)  # checkpoint at step 2
+        deleted = recorded_run_id(checkpoints)
+        client.delete_run(deleted)  # tidied up in the UI
+        with pytest.raises(KeyboardInterrupt):
+            train("psnr", params, pairs_dir, None, out, checkpoints, tmp_path)  # from step 2; checkpoint at 4
+    new = recorded_run_id(checkpoints)
+    assert new != deleted
+    run = client.get_run(new)
     assert run.data.tags.get("gansr.phase") == "psnr"
     assert run.data.params.get("train.patch_size") == str(PATCH)
+    assert train("psnr", params, pairs_dir, None, out, checkpoints, tmp_path)["run_id"] == new
 
 
 def test_pretraining_without_pairs_is_a_data_error(tmp_path: Path, mlflow_uri: str) -> None:
     (tmp_path / "pairs").mkdir()
     with pytest.raises(DataError, match="manifest"):
-        phases.train_psnr(tiny_params(), tmp_path / "pairs", tmp_path / "out", tmp_path / "ckpt", tmp_path)
+        train("psnr", tiny_params(), tmp_path / "pairs", None, tmp_path / "out", tmp_path / "ckpt", tmp_path)
 
 
 @pytest.mark.slow
 def test_a_single_pretraining_step_is_allowed(pairs_dir: Path, mlflow_uri: str, tmp_path: Path) -> None:
-    summary = phases.train_psnr(tiny_params(pretrain_steps=1), pairs_dir, tmp_path / "psnr",
+    summary = train("psnr", tiny_params(pretrain_steps=1), pairs_dir, None, tmp_path / "psnr",
                                 tmp_path / "checkpoints", tmp_path)
     assert summary["steps"] == 1
 
@@ -538,7 +556,7 @@ def test_a_single_pretraining_step_is_allowed(pairs_dir: Path, mlflow_uri: str, 
 def test_train_gan_fine_tunes_the_pretrained_generator(psnr_run: dict[str, Any], pairs_dir: Path,
                                                        mlflow_uri: str, tmp_path: Path) -> None:
     out = tmp_path / "gan"
-    summary = phases.train_gan(tiny_params(), pairs_dir, psnr_run["out"], out, tmp_path / "checkpoints",
+    summary = train("gan", tiny_params(), pairs_dir, psnr_run["out"], out, tmp_path / "checkpoints",
                                tmp_path)
     written = json.loads((out / "training.json").read_text())
     assert written == {k: v for k, v in summary.items() if k not in ("run_id", "seconds_this_attempt")}
@@ -557,7 +575,7 @@ def test_train_gan_fine_tunes_the_pretrained_generator(psnr_run: dict[str, Any],
 def test_fine_tuning_without_a_pretrained_generator_is_a_gansr_error(pairs_dir: Path, mlflow_uri: str,
                                                                      tmp_path: Path) -> None:
     with pytest.raises(GansrError, match="generator.keras"):
-        phases.train_gan(tiny_params(), pairs_dir, tmp_path / "missing", tmp_path / "gan",
+        train("gan", tiny_params(), pairs_dir, tmp_path / "missing", tmp_path / "gan",
                          tmp_path / "checkpoints", tmp_path)
 
 
@@ -566,7 +584,7 @@ def test_train_style_learns_styles_without_touching_super_resolution(
         psnr_run: dict[str, Any], pairs_dir: Path, mlflow_uri: str, tmp_path: Path) -> None:
     # Styles train on top of a finished generator; the pretrained one serves here.
     out = tmp_path / "style"
-    summary = phases.train_style(tiny_params(), pairs_dir, psnr_run["out"], out, tmp_path / "checkpoints",
+    summary = train("style", tiny_params(), pairs_dir, psnr_run["out"], out, tmp_path / "checkpoints",
                                  tmp_path)
     assert summary["styles"] == "gravel,brick,colorwheel" and summary["steps"] == 12
     assert set(summary["final_losses"]) == {"total", "content", "luminance", "texture", "palette"}
@@ -580,7 +598,7 @@ def test_train_style_learns_styles_without_touching_super_resolution(
     assert len(history) == 6
     # The same seed gives the same style generator: the styles each step draws are part of the seed.
     again = tmp_path / "again"
-    phases.train_style(tiny_params(), pairs_dir, psnr_run["out"], again, tmp_path / "checkpoints", tmp_path)
+    train("style", tiny_params(), pairs_dir, psnr_run["out"], again, tmp_path / "checkpoints", tmp_path)
     for first, second in zip(styled.get_weights(), load_generator(again / "generator.keras").get_weights()):
         np.testing.assert_array_equal(first, second)
 
@@ -591,11 +609,11 @@ def test_a_killed_phase_resumes_to_the_weights_of_an_uninterrupted_run(
         phase: str, interrupt_at: int, psnr_run: dict[str, Any], pairs_dir: Path, mlflow_uri: str,
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     # Checkpoints every 2 steps: the resumed run redoes the steps after the last one, with the same crops.
-    def train(name: str) -> dict[str, Any]:
-        return getattr(phases, f"train_{phase}")(tiny_params(), pairs_dir, psnr_run["out"], tmp_path / name,
-                                                 tmp_path / f"{name}-checkpoints", tmp_path)
+    def train_into(name: str) -> dict[str, Any]:
+        return train(phase, tiny_params(), pairs_dir, psnr_run["out"], tmp_path / name,
+                     tmp_path / f"{name}-checkpoints", tmp_path)
 
-    train("whole")
+    train_into("whole")
     run_loop = phases.run_loop
 
     def interrupted_loop(step_fn: Any, *args: Any, **kwargs: Any) -> dict[str, float]:
@@ -611,9 +629,9 @@ def test_a_killed_phase_resumes_to_the_weights_of_an_uninterrupted_run(
     with monkeypatch.context() as mp:
         mp.setattr(phases, "run_loop", interrupted_loop)
         with pytest.raises(KeyboardInterrupt):
-            train("resumed")
+            train_into("resumed")
     assert not (tmp_path / "resumed").exists()
-    train("resumed")
+    train_into("resumed")
     whole = load_generator(tmp_path / "whole" / "generator.keras").get_weights()
     resumed = load_generator(tmp_path / "resumed" / "generator.keras").get_weights()
     for expected, actual in zip(whole, resumed, strict=True):

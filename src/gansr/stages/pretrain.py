@@ -2,15 +2,17 @@
 
 import logging
 
+from gansr import tracking
 from gansr.config import Params
 from gansr.layout import Layout
 from gansr.stages import run_note
-from gansr.training.phases import train_psnr
+from gansr.training.phases import train
 
 log = logging.getLogger("gansr")
 
 
 def run(params: Params, layout: Layout) -> None:
     """Train the generator on the pixel loss alone."""
-    summary = train_psnr(params, layout.validated, layout.psnr, layout.checkpoints, layout.root)
+    summary = train("psnr", params, layout.validated, None, layout.psnr, layout.checkpoints,
+                    tracking.MlflowRunLog(layout.root, params.tracking.experiment))
     log.info("pretrain: done, %s", run_note(summary))

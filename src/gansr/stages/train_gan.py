@@ -2,15 +2,17 @@
 
 import logging
 
+from gansr import tracking
 from gansr.config import Params
 from gansr.layout import Layout
 from gansr.stages import run_note
-from gansr.training.phases import train_gan
+from gansr.training.phases import train
 
 log = logging.getLogger("gansr")
 
 
 def run(params: Params, layout: Layout) -> None:
     """Fine-tune the PSNR-oriented generator against a discriminator."""
-    summary = train_gan(params, layout.validated, layout.psnr, layout.gan, layout.checkpoints, layout.root)
+    summary = train("gan", params, layout.validated, layout.psnr, layout.gan, layout.checkpoints,
+                    tracking.MlflowRunLog(layout.root, params.tracking.experiment))
     log.info("train_gan: done, %s", run_note(summary))

@@ -17,6 +17,7 @@ from gansr.tracking.registry import (
 )
 from gansr.tracking.runs import (
     GENERATOR_TAG,
+    MlflowRunLog,
     dvc_hash,
     generator_run_id,
     log_training_data,
@@ -28,7 +29,7 @@ from gansr.tracking.runs import (
 from gansr.tracking.store import configure, connect, tracking_uri
 
 __all__ = [
-    "CHALLENGER", "CHAMPION", "GENERATOR_TAG", "PROMOTION_TAG", "configure", "connect",
+    "CHALLENGER", "CHAMPION", "GENERATOR_TAG", "PROMOTION_TAG", "MlflowRunLog", "configure", "connect",
     "dvc_hash", "generator_run_id", "list_versions", "load_registered_generator", "log_training_data",
     "promote", "record_results", "register_generator", "run_tags", "start_run", "tag_generator", "tracking_uri",
 ]

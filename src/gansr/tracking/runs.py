@@ -1,6 +1,7 @@
 """Runs and their provenance: each training run records the code, data and params it came from.
 
-Stages share one run per generator: training starts it, logs its data
+Stages share one run per generator: training starts it (:class:`MlflowRunLog`,
+which the training phases record through), logs its data
 (:func:`log_training_data`) and tags it with the MD5 of the file it wrote
 (:func:`tag_generator`); ``evaluate`` and ``export`` find it by that file
 (:func:`generator_run_id`) and resume it through :func:`start_run`.
@@ -14,8 +15,10 @@ import warnings
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import Any
 
 import mlflow
+import numpy as np
 import pandas as pd
 import yaml
 from mlflow import ActiveRun, MlflowClient
@@ -63,6 +66,35 @@ def log_training_data(manifest: pd.DataFrame, manifest_dir: Path, root: Path) ->
 def tag_generator(generator: Path) -> None:
     """Tag the active (training) run with the MD5 of the generator file it wrote."""
     mlflow.set_tag(GENERATOR_TAG, _md5(generator))
+
+
+class MlflowRunLog:
+    """A training phase's run in the MLflow store of the repository at ``root`` (``training.run_log.RunLog``)."""
+
+    def __init__(self, root: Path, experiment: str) -> None:
+        self.root, self.experiment = root, experiment
+
+    @contextmanager
+    def run(self, name: str, resume_id: str | None) -> Iterator[tuple[str, bool]]:
+        with start_run(self.root, self.experiment, run_name=name, resume_run_id=resume_id) as run:
+            yield run.info.run_id, run.info.run_id != resume_id
+
+    def record_inputs(self, params: dict[str, Any], tags: dict[str, str], data: pd.DataFrame, data_dir: Path) -> None:
+        mlflow.log_params(params)
+        mlflow.set_tags(tags)
+        log_training_data(data, data_dir, self.root)
+
+    def tags(self, tags: dict[str, str]) -> None:
+        mlflow.set_tags(tags)
+
+    def metrics(self, values: dict[str, float], step: int | None = None) -> None:
+        mlflow.log_metrics(values, step=step)
+
+    def image(self, image: np.ndarray, name: str) -> None:
+        mlflow.log_image(image, name)
+
+    def generator(self, path: Path) -> None:
+        tag_generator(path)
 
 
 def generator_run_id(root: Path, experiment: str, run_name: str, generator: Path) -> str:

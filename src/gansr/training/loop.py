@@ -1,6 +1,6 @@
 """The training loop the phases share: resume, step, guard, log, checkpoint.
 
-All resumable state (step counter, models, EMA, optimizers) lives in one
+All resumable state (step counter, models, EMA, optimizers, the run id) lives in one
 ``tf.train.Checkpoint``; a killed run restarts from its last checkpoint.
 Under several workers, each runs this loop in step with the others; the
 chief's checkpoints are the ones kept and resumed from.
@@ -55,6 +55,7 @@ def run_loop(
     settings: LoopSettings,
     on_log: LogFn,
     distribution: Distribution | None = None,
+    on_start: Callable[[int], None] = lambda start: None,
 ) -> dict[str, float]:
     """Train until ``settings.steps``, resuming from ``checkpoint_dir`` if it holds a checkpoint.
 
@@ -62,6 +63,8 @@ def run_loop(
     every trackable object that must survive a restart. Returns the losses of
     the last step run by this call (empty if the checkpoint was already final).
     ``distribution`` (default: one device) says where this process saves.
+    ``on_start(start_step)`` runs once the checkpoint is restored, before the
+    first step: the place to update restored state that the present overrides.
     """
     distribution = distribution or Distribution.single_device()
     step = tf.Variable(0, dtype=tf.int64, trainable=False, name="step")
@@ -72,6 +75,7 @@ def run_loop(
         log.info("resumed %s from step %d (%s)", settings.description, int(step), latest)
     start = int(step)
     distribution.check_same_step(start, checkpoint_dir)
+    on_start(start)
     losses: dict[str, float] = {}
     skipped = 0
     iterator = batches(start)

@@ -1,19 +1,24 @@
-"""The three training phases, each a DVC stage and an MLflow run.
+"""The three training phases: each a short description, all run by one skeleton (:func:`train`).
 
-1. ``train_psnr``: PSNR-oriented pretraining with the pixel loss only.
-2. ``train_gan``: adversarial fine-tuning from the pretrained EMA weights,
-   with pixel + perceptual + adversarial losses.
-3. ``train_style``: a style branch on top of the frozen GAN generator, with
-   content, LR-luminance, texture and palette losses.
+1. ``psnr`` (stage ``pretrain``): PSNR-oriented pretraining with the pixel loss only.
+2. ``gan`` (stage ``train_gan``): adversarial fine-tuning from the pretrained
+   EMA weights, with pixel + perceptual + adversarial + artifact losses.
+3. ``style`` (stage ``train_style``): a style branch on top of the frozen GAN
+   generator, with content, LR-luminance, texture and palette losses.
 
-Each phase keeps its checkpoints outside DVC's outputs, in a folder keyed by
-everything that determines the result (params, data, initial weights), so a
-killed run resumes and a changed one starts fresh. The EMA generator is saved
-as ``<out_dir>/generator.keras`` with ``training.json`` beside it.
+A phase's builder says what it builds under the distribution strategy, which
+losses its step minimises and which weights train. :func:`train` does the rest,
+the same for all three: the tf.distribute strategy (``train.distribute``), the
+precision policy, the seed, the crops, the checkpoint, the run's record and the
+outputs. The checkpoint holds every piece of resumable state (models, EMA,
+optimizers, step and the id of the run that records the phase) in a folder keyed
+by everything that determines the result, so a killed run resumes in the same
+run and a changed one starts fresh; the random draws are stateless functions of
+the seed and the step. The EMA generator is saved as
+``<out_dir>/generator.keras`` with ``training.json`` beside it.
 
-Each phase first creates its tf.distribute strategy (``train.distribute``),
-then builds every model and optimizer under it. Under several workers only the
-chief writes the outputs and the MLflow run; the others train in step with it.
+Under several workers only the chief writes the outputs and records the run;
+the others train in step with it.
 """
 
 from __future__ import annotations
@@ -24,15 +29,14 @@ import json
 import logging
 import shutil
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import keras
-import mlflow
-import pandas as pd
+import tensorflow as tf
 
-from gansr import tracking
 from gansr.atomic import atomic_path
 from gansr.config import Params
 from gansr.data.dataset import training_dataset
@@ -49,27 +53,38 @@ from gansr.models.style_branch import exemplar_size, freeze_all_but_style, set_e
 from gansr.training.distribute import Distribution, start_distribution
 from gansr.training.loop import LoopSettings, StepFn, run_loop
 from gansr.training.precision import apply_precision, float32_policy, make_optimizer
+from gansr.training.run_log import RunLog
 from gansr.training.steps import GanWeights, StyleWeights, make_gan_step, make_pretrain_step, make_style_step
 
 log = logging.getLogger(__name__)
 
 # Input pipeline i (one per worker) draws its crops from seed + i × this.
 PIPELINE_SEED_STRIDE = 1_000_003
-RUN_FILE = "mlflow_run.json"
 
 
-def train_psnr(params: Params, pairs_dir: Path, out_dir: Path, checkpoints: Path, root: Path) -> dict[str, Any]:
-    """Pretrain the generator on the pixel loss; save its EMA weights to ``out_dir``."""
+@dataclass(frozen=True)
+class Phase:
+    """What a phase trains, as its builder made it under the distribution strategy."""
+
+    steps: int
+    step: StepFn  # one update on a batch of (LR, HR) crops; returns the losses
+    state: dict[str, Any]  # every model and optimizer the checkpoint keeps
+    ema: keras.Model  # the generator that is saved, scored and exported
+    determined_by: tuple[Any, ...]  # the params beyond seed, scale, model and train that fix the result
+    tags: dict[str, str] = field(default_factory=dict)  # for the run and training.json
+    score_val: bool = True  # score the val split at the end
+
+
+# A phase builder: (params, the generator it starts from or None, precision policy, distribution) -> Phase.
+Builder = Callable[[Params, keras.Model | None, str, Distribution], Phase]
+
+
+def _psnr(params: Params, _init: keras.Model | None, policy: str, distribution: Distribution) -> Phase:
+    """The generator from scratch on the pixel loss, with a cosine schedule after a short warm-up."""
     train = params.train
-    distribution = start_distribution(train.distribute)
-    manifest = read_manifest(pairs_dir)
-    policy = apply_precision(train.precision)
-    keras.utils.set_random_seed(params.seed)
     with distribution.strategy.scope():
         generator = _generator(params)
-        with float32_policy():
-            ema = _generator(params, name="generator_ema")
-        ema.set_weights(generator.get_weights())
+        ema = _ema_of(generator, params)
         warmup = max(1, train.pretrain_steps // 50)
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0, max(1, train.pretrain_steps - warmup), alpha=0.01,
@@ -79,87 +94,132 @@ def train_psnr(params: Params, pairs_dir: Path, out_dir: Path, checkpoints: Path
         optimizer.build(generator.trainable_variables)
     step = make_pretrain_step(generator, ema, optimizer, params.loss.pixel, train.ema_decay,
                               distribution.strategy)
-    state = {"generator": generator, "ema": ema, "optimizer": optimizer}
-    key = _checkpoint_key("psnr", params.seed, params.scale, params.model, train, params.loss.pixel,
-                          distribution.replicas, pairs_dir / MANIFEST_FILE)
-    settings = LoopSettings(train.pretrain_steps, train.checkpoint_every, train.log_every, "pretrain",
-                            train.nan_policy)
-    return _run_phase("psnr", params, distribution, manifest, pairs_dir, out_dir, checkpoints / f"psnr-{key}",
-                      root, step, state, ema, settings, policy, extra={})
+    return Phase(train.pretrain_steps, step, {"generator": generator, "ema": ema, "optimizer": optimizer},
+                 ema, (params.loss.pixel,))
 
 
-def train_gan(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, checkpoints: Path,
-              root: Path) -> dict[str, Any]:
-    """Fine-tune the pretrained generator adversarially; save its EMA weights to ``out_dir``."""
+def _gan(params: Params, pretrained: keras.Model | None, policy: str, distribution: Distribution) -> Phase:
+    """The pretrained generator against a discriminator; both train, each with its own optimizer."""
     train, loss = params.train, params.loss
-    distribution = start_distribution(train.distribute)
-    manifest = read_manifest(pairs_dir)
-    pretrained = load_generator(init_dir / GENERATOR_FILE)
-    policy = apply_precision(train.precision)
-    keras.utils.set_random_seed(params.seed)
     with distribution.strategy.scope():
         generator = _generator(params)
         generator.set_weights(pretrained.get_weights())
-        with float32_policy():
-            ema = _generator(params, name="generator_ema")
-        ema.set_weights(pretrained.get_weights())
+        ema = _ema_of(generator, params)
         discriminator = build_discriminator(params.model.disc_channels)
         backbone = build_backbone(loss.backbone, loss.vgg19_weights)
         g_optimizer = make_optimizer(train.gan_lr, policy, beta_1=0.9, beta_2=0.99)
         d_optimizer = make_optimizer(train.gan_lr, policy, beta_1=0.9, beta_2=0.99)
         g_optimizer.build(generator.trainable_variables)
         d_optimizer.build(discriminator.trainable_variables)
-    weights = GanWeights.of(loss)
     step = make_gan_step(generator, ema, discriminator, g_optimizer, d_optimizer, backbone,
-                         weights, loss.pixel, loss.gan_type, train.ema_decay, distribution.strategy)
+                         GanWeights.of(loss), loss.pixel, loss.gan_type, train.ema_decay, distribution.strategy)
     state = {"generator": generator, "ema": ema, "discriminator": discriminator,
              "g_optimizer": g_optimizer, "d_optimizer": d_optimizer}
-    key = _checkpoint_key("gan", params.seed, params.scale, params.model, train, loss, distribution.replicas,
-                          pairs_dir / MANIFEST_FILE, init_dir / GENERATOR_FILE)
-    settings = LoopSettings(train.gan_steps, train.checkpoint_every, train.log_every, "gan",
-                            train.nan_policy)
-    return _run_phase("gan", params, distribution, manifest, pairs_dir, out_dir, checkpoints / f"gan-{key}",
-                      root, step, state, ema, settings, policy, extra={"backbone": backbone.kind})
+    return Phase(train.gan_steps, step, state, ema, (loss,), {"backbone": backbone.kind})
 
 
-def train_style(params: Params, pairs_dir: Path, init_dir: Path, out_dir: Path, checkpoints: Path,
-                root: Path) -> dict[str, Any]:
-    """Train the style branch on top of the GAN generator, jointly over the styles; save to ``out_dir``.
+def _style(params: Params, base: keras.Model | None, policy: str, distribution: Distribution) -> Phase:
+    """A style branch on the frozen GAN generator, trained jointly over the styles; only the branch trains.
 
-    Only the style branch trains: the super-resolution generator is frozen,
-    so style 0 of the result reproduces the GAN generator exactly.
+    Style 0 of the result therefore reproduces the GAN generator exactly.
     """
-    train, style = params.train, params.style
-    distribution = start_distribution(train.distribute)
-    manifest = read_manifest(pairs_dir)
-    base = load_generator(init_dir / GENERATOR_FILE)
+    style = params.style
     styles = load_styles(style)
     names = tuple(s.name for s in styles)
-    policy = apply_precision(train.precision)
-    keras.utils.set_random_seed(params.seed)
     with distribution.strategy.scope():
         generator = _generator(params, style_names=names)
         copy_shared_weights(base, generator)
         set_exemplars(generator, [s.image for s in styles])
         freeze_all_but_style(generator)
-        with float32_policy():
-            ema = _generator(params, name="generator_ema", style_names=names)
-        ema.set_weights(generator.get_weights())
+        ema = _ema_of(generator, params, style_names=names)
         backbone = build_backbone(params.loss.backbone, params.loss.vgg19_weights)
         targets = style_targets(backbone, styles, params.scale)
         optimizer = make_optimizer(style.lr, policy)
         optimizer.build(generator.trainable_variables)
-    weights = StyleWeights.of(style)
-    step = make_style_step(generator, ema, optimizer, backbone, targets, weights, params.scale,
-                           train.ema_decay, distribution.strategy)
-    state = {"generator": generator, "ema": ema, "optimizer": optimizer}
-    key = _checkpoint_key("style", params.seed, params.scale, params.model, train, params.loss, style,
-                          distribution.replicas, pairs_dir / MANIFEST_FILE, init_dir / GENERATOR_FILE)
-    settings = LoopSettings(style.steps, train.checkpoint_every, train.log_every, "style",
-                            train.nan_policy)
-    return _run_phase("style", params, distribution, manifest, pairs_dir, out_dir, checkpoints / f"style-{key}",
-                      root, step, state, ema, settings, policy,
-                      extra={"backbone": backbone.kind, "styles": ",".join(names)}, score_val=False)
+    step = make_style_step(generator, ema, optimizer, backbone, targets, StyleWeights.of(style), params.scale,
+                           params.train.ema_decay, distribution.strategy)
+    return Phase(style.steps, step, {"generator": generator, "ema": ema, "optimizer": optimizer}, ema,
+                 (params.loss, style), {"backbone": backbone.kind, "styles": ",".join(names)}, score_val=False)
+
+
+PHASES: dict[str, Builder] = {"psnr": _psnr, "gan": _gan, "style": _style}
+
+
+def train(name: str, params: Params, pairs_dir: Path, init_dir: Path | None, out_dir: Path, checkpoints: Path,
+          run_log: RunLog) -> dict[str, Any]:
+    """Train phase ``name`` (from the generator in ``init_dir``, if any); save its EMA generator to ``out_dir``.
+
+    ``run_log`` records the run (the pipeline's: MLflow). Returns the summary
+    written to ``training.json``, plus the run id and this attempt's seconds.
+    """
+    train_cfg = params.train
+    distribution = start_distribution(train_cfg.distribute)
+    manifest = read_manifest(pairs_dir)
+    init = load_generator(init_dir / GENERATOR_FILE) if init_dir is not None else None
+    policy = apply_precision(train_cfg.precision)
+    keras.utils.set_random_seed(params.seed)
+    phase = PHASES[name](params, init, policy, distribution)
+    init_file = () if init_dir is None else (init_dir / GENERATOR_FILE,)
+    key = _checkpoint_key(name, params.seed, params.scale, params.model, train_cfg, *phase.determined_by,
+                          distribution.replicas, pairs_dir / MANIFEST_FILE, *init_file)
+    checkpoint_dir = checkpoints / f"{name}-{key}"
+    run_id = tf.Variable("", dtype=tf.string, trainable=False, name="run_id")
+    state = {**phase.state, "run_id": run_id}
+    settings = LoopSettings(phase.steps, train_cfg.checkpoint_every, train_cfg.log_every,
+                            "pretrain" if name == "psnr" else name, train_cfg.nan_policy)
+    spread = distribution.describe(train_cfg.batch_size)
+    log.info("%s: batch %d per replica × %d replica(s) = %d crops per step", name,
+             train_cfg.batch_size, distribution.replicas, spread["global_batch_size"])
+    about = {"phase": name, "steps": phase.steps, "precision": policy, **spread, **phase.tags}
+
+    def batches(start: int) -> Iterator[Any]:
+        # A resumed run goes on with the crops an uninterrupted run would take from step `start`,
+        # so it ends with the same weights. Each step takes one batch per replica of a pipeline.
+        taken = start * (distribution.replicas // distribution.workers)
+        return distribution.batches(lambda pipeline: training_dataset(
+            manifest, pairs_dir, params.scale, train_cfg.patch_size, train_cfg.batch_size,
+            seed=params.seed + pipeline * PIPELINE_SEED_STRIDE).skip(taken))
+
+    if not distribution.is_chief:
+        final = run_loop(phase.step, batches, state, checkpoint_dir, settings, lambda *_: None, distribution)
+        log.info("%s: done on this worker; the chief writes the outputs and records the run", name)
+        return {**about, "run_id": None, "final_losses": final}
+
+    started = time.monotonic()
+    with run_log.run(name, _recorded_run_id(checkpoint_dir)) as (current_id, is_new):
+        if is_new:
+            run_log.record_inputs(
+                {**_flat_params(params), "train.replicas": distribution.replicas,
+                 "train.workers": distribution.workers, "train.global_batch_size": spread["global_batch_size"]},
+                {"gansr.phase": name, "gansr.precision": policy, "gansr.strategy": distribution.kind,
+                 **{f"gansr.{k}": v for k, v in phase.tags.items()}},
+                manifest, pairs_dir)
+        if phase.tags.get("backbone") == "random":
+            run_log.tags({"gansr.warning": "VGG19 weights unavailable: random-filter backbone used"})
+
+        def record_run(start: int) -> None:  # the restored checkpoint may name a run that is gone
+            run_id.assign(current_id)
+
+        def on_log(current: int, values: dict[str, float]) -> None:
+            run_log.metrics({f"{name}/{k}": v for k, v in values.items()}, step=current)
+
+        final = run_loop(phase.step, batches, state, checkpoint_dir, settings, on_log, distribution,
+                         on_start=record_run)
+        seconds = time.monotonic() - started
+        # What the outputs record is determined by the inputs alone; the run id and the time are the run's.
+        summary = {**about, "final_losses": final}
+        if phase.score_val:
+            summary.update(_validate(phase.ema, manifest, pairs_dir, params.scale, name, phase.steps, run_log))
+        run_log.metrics({f"{name}/train_seconds": seconds})
+        with atomic_path(out_dir) as tmp:
+            tmp.mkdir()
+            save_generator(phase.ema, tmp / GENERATOR_FILE)
+            (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
+            run_log.generator(tmp / GENERATOR_FILE)
+    summary = {**summary, "run_id": current_id, "seconds_this_attempt": round(seconds, 1)}
+    # The outputs are in place: the checkpoints have served their purpose.
+    shutil.rmtree(checkpoint_dir, ignore_errors=True)
+    return summary
 
 
 def _generator(params: Params, name: str = "generator", style_names: tuple[str, ...] = ()) -> keras.Model:
@@ -172,78 +232,34 @@ def _generator(params: Params, name: str = "generator", style_names: tuple[str, 
     return build_generator(params.scale, params.model.channels, params.model.blocks, name=name, **branch)
 
 
-def _run_phase(phase: str, params: Params, distribution: Distribution, manifest: pd.DataFrame,
-               pairs_dir: Path, out_dir: Path, checkpoint_dir: Path, root: Path, step: StepFn,
-               state: dict[str, Any], ema: keras.Model, settings: LoopSettings, policy: str,
-               extra: dict[str, str], score_val: bool = True) -> dict[str, Any]:
-    train = params.train
-    spread = distribution.describe(train.batch_size)
-    log.info("%s: batch %d per replica × %d replica(s) = %d crops per step", phase,
-             train.batch_size, distribution.replicas, spread["global_batch_size"])
-    about = {"phase": phase, "steps": settings.steps, "precision": policy, **spread, **extra}
-
-    def batches(start: int) -> Iterator[Any]:
-        # A resumed run goes on with the crops an uninterrupted run would take from step `start`,
-        # so it ends with the same weights. Each step takes one batch per replica of a pipeline.
-        taken = start * (distribution.replicas // distribution.workers)
-        return distribution.batches(lambda pipeline: training_dataset(
-            manifest, pairs_dir, params.scale, train.patch_size, train.batch_size,
-            seed=params.seed + pipeline * PIPELINE_SEED_STRIDE).skip(taken))
-
-    if not distribution.is_chief:
-        final = run_loop(step, batches, state, checkpoint_dir, settings, lambda *_: None, distribution)
-        log.info("%s: done on this worker; the chief writes the outputs and the MLflow run", phase)
-        return {**about, "run_id": None, "final_losses": final}
-
-    checkpoint_dir.mkdir(parents=True, exist_ok=True)
-    run_file = checkpoint_dir / RUN_FILE
-    resume_id = json.loads(run_file.read_text())["run_id"] if run_file.is_file() else None
-    started = time.monotonic()
-    with tracking.start_run(root, params.tracking.experiment, run_name=phase,
-                            resume_run_id=resume_id) as run:
-        run_file.write_text(json.dumps({"run_id": run.info.run_id}))
-        if run.info.run_id != resume_id:  # a new run (the recorded one may have been deleted)
-            mlflow.log_params({**_flat_params(params), "train.replicas": distribution.replicas,
-                               "train.workers": distribution.workers,
-                               "train.global_batch_size": spread["global_batch_size"]})
-            mlflow.set_tags({"gansr.phase": phase, "gansr.precision": policy,
-                             "gansr.strategy": distribution.kind,
-                             **{f"gansr.{k}": v for k, v in extra.items()}})
-            tracking.log_training_data(manifest, pairs_dir, root)
-        if extra.get("backbone") == "random":
-            mlflow.set_tag("gansr.warning", "VGG19 weights unavailable: random-filter backbone used")
-
-        def on_log(current: int, values: dict[str, float]) -> None:
-            mlflow.log_metrics({f"{phase}/{k}": v for k, v in values.items()}, step=current)
-
-        final = run_loop(step, batches, state, checkpoint_dir, settings, on_log, distribution)
-        seconds = time.monotonic() - started
-        # What the outputs record is determined by the inputs alone; the run id and the time are MLflow's.
-        summary = {**about, "final_losses": final}
-        if score_val:
-            summary.update(_validate(ema, manifest, pairs_dir, params.scale, phase, settings.steps))
-        mlflow.log_metric(f"{phase}/train_seconds", seconds)
-        with atomic_path(out_dir) as tmp:
-            tmp.mkdir()
-            save_generator(ema, tmp / GENERATOR_FILE)
-            (tmp / SUMMARY_FILE).write_text(json.dumps(summary, indent=2, sort_keys=True) + "\n")
-            tracking.tag_generator(tmp / GENERATOR_FILE)
-    summary = {**summary, "run_id": run.info.run_id, "seconds_this_attempt": round(seconds, 1)}
-    # The outputs are in place: the checkpoints have served their purpose.
-    shutil.rmtree(checkpoint_dir, ignore_errors=True)
-    return summary
+def _ema_of(generator: keras.Model, params: Params, style_names: tuple[str, ...] = ()) -> keras.Model:
+    """A float32 twin of ``generator`` holding its weights: the exponential moving average the step updates."""
+    with float32_policy():
+        ema = _generator(params, name="generator_ema", style_names=style_names)
+    ema.set_weights(generator.get_weights())
+    return ema
 
 
-def _validate(ema: keras.Model, manifest: pd.DataFrame, pairs_dir: Path, scale: int, phase: str,
-              step: int) -> dict[str, float]:
-    """Score the EMA generator on the val split; log the figures and a sample image to MLflow."""
+def _recorded_run_id(checkpoint_dir: Path) -> str | None:
+    """The run id in the latest checkpoint in ``checkpoint_dir``, if there is one."""
+    latest = tf.train.latest_checkpoint(str(checkpoint_dir))
+    if latest is None:
+        return None
+    run_id = tf.Variable("", dtype=tf.string, trainable=False)
+    tf.train.Checkpoint(run_id=run_id).read(latest).expect_partial()
+    return run_id.numpy().decode() or None
+
+
+def _validate(ema: keras.Model, manifest: Any, pairs_dir: Path, scale: int, phase: str, step: int,
+              run_log: RunLog) -> dict[str, float]:
+    """Score the EMA generator on the val split; record the figures and a sample image."""
     if not (manifest["split"] == "val").any():
         return {}
     pairs = load_pairs(manifest, pairs_dir, "val")
     outputs, _ = upscale_with_each({phase: ema}, pairs, scale)
     scores = score(outputs, pairs, scale)[0][phase]
-    mlflow.log_metrics({f"{phase}/val_{key}": value for key, value in scores.items()}, step=step)
-    mlflow.log_image(outputs[phase][0], f"samples/{phase}_{pairs[0].name}.png")
+    run_log.metrics({f"{phase}/val_{key}": value for key, value in scores.items()}, step=step)
+    run_log.image(outputs[phase][0], f"samples/{phase}_{pairs[0].name}.png")
     return {f"val_{key}": value for key, value in scores.items()}
 
 
