@@ -167,19 +167,11 @@ def add_file_facts(
         table[f"{side}_file_height"] = pd.array([f.height for f in facts], dtype="Int64")
         table[f"{side}_file_width"] = pd.array([f.width for f in facts], dtype="Int64")
         table[f"{side}_file_sha256"] = _objects([f.sha256 for f in facts])
-        table[f"{side}_size_matches_file"] = _objects(
-            (_ints(manifest, f"{side}_height") == table[f"{side}_file_height"])
-            & (_ints(manifest, f"{side}_width") == table[f"{side}_file_width"])
-        )
-        table[f"{side}_sha256_matches_file"] = _objects(
-            _column(manifest, f"{side}_sha256").astype("string")
-            == table[f"{side}_file_sha256"].astype("string")
-        )
+        # Sizes as "HxW" text, so one column-pair expectation compares both sides of an image.
+        table[f"{side}_size"] = _sizes(_ints(manifest, f"{side}_height"), _ints(manifest, f"{side}_width"))
+        table[f"{side}_file_size"] = _sizes(table[f"{side}_file_height"], table[f"{side}_file_width"])
     # Judged on the decoded files: they are what training reads.
-    table["hr_is_lr_times_scale"] = _objects(
-        (table["hr_file_height"] == table["lr_file_height"] * scale)
-        & (table["hr_file_width"] == table["lr_file_width"] * scale)
-    )
+    table[f"lr_file_size_x{scale}"] = _sizes(table["lr_file_height"] * scale, table["lr_file_width"] * scale)
     # None (unjudged) only when the column is missing: the columns check reports that.
     table["degradation_is_recorded"] = _objects(
         [_is_degradation_record(value) for value in manifest["degradation"]]
@@ -231,6 +223,11 @@ def _ints(frame: pd.DataFrame, name: str) -> pd.Series:
     return pd.to_numeric(_column(frame, name), errors="coerce").astype("Int64")
 
 
+def _sizes(heights: pd.Series, widths: pd.Series) -> pd.Series:
+    """``"HxW"`` per row, None where either side is unknown."""
+    return _objects([None if pd.isna(h) or pd.isna(w) else f"{h}x{w}" for h, w in zip(heights, widths)])
+
+
 def _objects(values: Any) -> pd.Series:
     """Plain Python values with None for unknown: GX map expectations skip None."""
     series = pd.Series(values, dtype=object) if not isinstance(values, pd.Series) else values
@@ -280,8 +277,9 @@ def build_expectations(scale: int, pairs: PairsConfig, cfg: ValidateConfig) -> l
               "bits per sample", ["name", "bit_depth"], column="bit_depth", value_set=list(BIT_DEPTHS)),
         check(gxe.ExpectColumnValuesToBeInSet, "phash is a 64-bit perceptual hash (16 hex digits)",
               ["name", "phash"], column="phash_is_hash", value_set=[True]),
-        check(gxe.ExpectColumnValuesToBeInSet, f"HR size is LR size x {scale}",
-              ["hr_path"], column="hr_is_lr_times_scale", value_set=[True]),
+        check(gxe.ExpectColumnPairValuesToBeEqual, f"HR size is LR size x {scale}",
+              ["hr_path"], column_A="hr_file_size", column_B=f"lr_file_size_x{scale}",
+              ignore_row_if="either_value_is_missing"),
         check(gxe.ExpectColumnValuesToBeBetween, f"HR shorter side is >= {pairs.min_hr_size} px",
               ["hr_path"], column="hr_min_side", min_value=pairs.min_hr_size),
         check(gxe.ExpectColumnValuesToBeInSet, "degradation records how the LR image was made",
@@ -309,11 +307,12 @@ def build_expectations(scale: int, pairs: PairsConfig, cfg: ValidateConfig) -> l
                   column=f"{side}_file_decodes", value_set=[True]),
             check(gxe.ExpectColumnValuesToBeInSet, f"{label} file is RGB",
                   path + [f"{side}_file_mode"], column=f"{side}_file_mode", value_set=["RGB"]),
-            check(gxe.ExpectColumnValuesToBeInSet, f"{label} size in the manifest matches the file",
-                  path, column=f"{side}_size_matches_file", value_set=[True]),
-            check(gxe.ExpectColumnValuesToBeInSet,
-                  f"{side}_sha256 in the manifest matches the file", path,
-                  column=f"{side}_sha256_matches_file", value_set=[True]),
+            check(gxe.ExpectColumnPairValuesToBeEqual, f"{label} size in the manifest matches the file",
+                  path, column_A=f"{side}_size", column_B=f"{side}_file_size",
+                  ignore_row_if="either_value_is_missing"),
+            check(gxe.ExpectColumnPairValuesToBeEqual, f"{side}_sha256 in the manifest matches the file", path,
+                  column_A=f"{side}_sha256", column_B=f"{side}_file_sha256",
+                  ignore_row_if="either_value_is_missing"),
         ]
     for position, expectation in enumerate(checks):
         expectation.meta["position"] = position  # GX returns results in its own order
