@@ -33,9 +33,10 @@ run: install
 test: lint
 	python -m pytest
 
-# The edit-test loop: the suite without the tests marked slow (training phases, whole pipelines, servers).
+# The edit-test loop: the suite without the tests marked slow (training phases, whole pipelines, servers),
+# spread over two processes (pytest-xdist).
 test-fast: lint
-	python -m pytest -m "not slow"
+	python -m pytest -m "not slow" -n 2
 
 # Style and import order (ruff, configured in pyproject.toml); part of every test run.
 lint: install
