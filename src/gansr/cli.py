@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gansr.errors import GansrError, exit_on_error
-from gansr.layout import Layout, find_root
+from gansr.layout import EVAL_FILE, SAMPLES_PLOT, STYLE_SCORES_FILE, STYLES_PLOT, Layout, find_root
 from gansr.quiet import quiet_tensorflow
 from gansr.upscale import DEFAULT_MODEL, upscale
 
@@ -76,17 +76,17 @@ def summary_command(args: argparse.Namespace) -> None:
 
     root = Path(args.root).resolve()
     layout = Layout.at(root)
-    eval_file = layout.metrics / "eval.json"
+    eval_file = layout.metrics / EVAL_FILE
     if not eval_file.is_file():
         raise GansrError(f"{eval_file} not found: run `dvc repro` first")
     scores = json.loads(eval_file.read_text())
     print(f"Test split, ×{scores['scale']} (Y channel, border = scale):")
     print(format_eval_table(scores))
-    style_file = root / "metrics" / "style.json"
+    style_file = layout.metrics / STYLE_SCORES_FILE
     if style_file.is_file():
         print("Style (texture and colour statistics training never sees): "
               + format_style_scores(json.loads(style_file.read_text())))
-    print("Samples:           plots/samples.png, plots/styles.png")
+    print(f"Samples:           plots/{SAMPLES_PLOT}, plots/{STYLES_PLOT}")
     print(f"\nTracking store:    {tracking_uri(root)}")
     if not layout.registry.is_file():  # models pulled from a DVC remote, registered in another store
         print("Registered model:  none in this store (`dvc repro --force export` registers these models)")

@@ -30,6 +30,16 @@ from gansr.data.styles import StyleImage, style_losses, style_targets
 from gansr.errors import DataError
 from gansr.imageio import read_rgb
 from gansr.inference import Upscaler, bicubic_upscale
+from gansr.layout import (
+    EVAL_FILE,
+    EXTRA_SETS_FILE,
+    PER_IMAGE_FILE,
+    PER_IMAGE_PLOT,
+    SAMPLES_PLOT,
+    SPEED_FILE,
+    STYLE_SCORES_FILE,
+    STYLES_PLOT,
+)
 from gansr.metrics import detail_ratio, periodic_artifact, streak_excess, y_psnr, y_ssim
 from gansr.models.backbone import Backbone
 from gansr.style_score import headline, style_report
@@ -74,18 +84,18 @@ def evaluate(variants: dict[str, keras.Model], pairs: list[ImagePair], scale: in
     summary = {"test_images": len(pairs), "scale": scale, **scores}
     speed = {"megapixels_per_s": throughput(seconds, pairs)}
     wide = table.pivot(index="image", columns="method", values="y_psnr")[list(outputs)].reset_index()
-    write_json(metrics_dir / "eval.json", summary)
-    write_json(metrics_dir / "speed.json", speed)
-    with atomic_path(metrics_dir / "per_image.csv") as tmp:
+    write_json(metrics_dir / EVAL_FILE, summary)
+    write_json(metrics_dir / SPEED_FILE, speed)
+    with atomic_path(metrics_dir / PER_IMAGE_FILE) as tmp:
         wide.round(4).to_csv(tmp, index=False)
-    with atomic_path(plots_dir / "per_image.png") as tmp:
+    with atomic_path(plots_dir / PER_IMAGE_PLOT) as tmp:
         per_image_chart(wide, scale).save(tmp, format="PNG")
     shown = pairs[: cfg.sample_images]
     # The crop must fit inside every shown image and map onto whole LR pixels.
     crop = min(cfg.sample_crop, *(min(p.hr.shape[:2]) for p in shown)) // scale * scale
     grid = sample_grid(shown, {m: out[: len(shown)] for m, out in outputs.items()}, scale, crop,
                        cfg.sample_zoom)
-    with atomic_path(plots_dir / "samples.png") as tmp:
+    with atomic_path(plots_dir / SAMPLES_PLOT) as tmp:
         grid.save(tmp, format="PNG")
     return summary, speed
 
@@ -187,7 +197,7 @@ def evaluate_extra_sets(variants: dict[str, keras.Model], folders: tuple[str, ..
         pairs = load_folder_set(folder, scale)
         scores, _ = score(upscale_with_each(variants, pairs, scale)[0], pairs, scale)
         results[folder.name] = {"images": len(pairs), **scores}
-    write_json(metrics_dir / "extra_sets.json", results)
+    write_json(metrics_dir / EXTRA_SETS_FILE, results)
     return results
 
 
@@ -314,10 +324,10 @@ def evaluate_styles(model: keras.Model, pairs: list[ImagePair], styles: list[Sty
                           [p.lr for p in pairs])
     scores = {**report, "controls": style_controls(outputs["none"], pairs, styles),
               "training_loss_reduction": training_loss_reduction(outputs, styles, backbone, scale)}
-    write_json(metrics_dir / "style.json", scores)
+    write_json(metrics_dir / STYLE_SCORES_FILE, scores)
     shown = pairs[: cfg.sample_images]
     cell = min(cfg.style_crop, *(min(p.hr.shape[:2]) for p in shown), *(min(s.image.shape[:2]) for s in styles))
     grid = style_grid(shown, {name: out[: len(shown)] for name, out in outputs.items()}, styles, cell)
-    with atomic_path(plots_dir / "styles.png") as tmp:
+    with atomic_path(plots_dir / STYLES_PLOT) as tmp:
         grid.save(tmp, format="PNG")
     return scores

@@ -14,6 +14,20 @@ SUMMARY_FILE = "training.json"  # beside a training phase's generator
 SOURCES_FILE = "sources.csv"  # in data/raw/
 MANIFEST_FILE = "manifest.parquet"  # in data/pairs/ and data/validated/
 QUARANTINE_FILE = "quarantine.csv"  # in reports/validation/
+# In metrics/ (DVC metrics, kept in git) and plots/, as the validate and evaluate stages write them.
+EVAL_FILE = "eval.json"  # Y-PSNR, SSIM, detail, grid, streaks per method
+STYLE_SCORES_FILE = "style.json"  # the style score and its controls
+SPEED_FILE = "speed.json"  # each generator's throughput: the one output that varies between runs
+EXTRA_SETS_FILE = "extra_sets.json"  # evaluate.extra_sets
+PER_IMAGE_FILE = "per_image.csv"
+VALIDATION_FILE = "validation.json"
+SAMPLES_PLOT = "samples.png"
+PER_IMAGE_PLOT = "per_image.png"
+STYLES_PLOT = "styles.png"
+DATA_DOCS_INDEX = "index.html"  # the validation report's front page, in reports/validation/
+DOWNLOAD_CACHE = Path(".cache") / "downloads"  # url sources' archives, under the root; git-ignored
+STORE_FILE = "mlflow.db"  # the default MLflow store at the root, with its artifacts in ARTIFACTS_DIR beside it
+ARTIFACTS_DIR = "mlartifacts"
 # In each variant's folder under models/export/, by export format (export.formats).
 EXPORT_FILES = {"keras": GENERATOR_FILE, "saved_model": "saved_model", "tflite": "generator_fp16.tflite"}
 ROOT_MARKERS = ("params.yaml", "dvc.yaml")

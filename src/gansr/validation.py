@@ -37,7 +37,7 @@ from gansr.data.near_duplicates import near_duplicate_groups
 from gansr.data.pairs import MANIFEST_COLUMNS, SPLITS, read_manifest, write_manifest
 from gansr.errors import DataError
 from gansr.imageio import FAITHFUL_MODES
-from gansr.layout import QUARANTINE_FILE
+from gansr.layout import DATA_DOCS_INDEX, QUARANTINE_FILE
 
 if TYPE_CHECKING:
     from great_expectations.core.expectation_validation_result import (
@@ -528,7 +528,7 @@ def failure_message(summary: dict[str, Any], pairs_dir: Path, report_dir: Path) 
     """A summary line, then one line per failed check naming up to MAX_LISTED files."""
     lines = [
         f"validation failed: {summary['failed']} of {summary['expectations']} expectations "
-        f"on {pairs_dir.as_posix()}; see {(report_dir / 'index.html').as_posix()}"
+        f"on {pairs_dir.as_posix()}; see {(report_dir / DATA_DOCS_INDEX).as_posix()}"
     ]
     for failure in summary["failures"]:
         if "error" in failure:

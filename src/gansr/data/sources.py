@@ -35,7 +35,7 @@ from gansr.data.download import download, unpack
 from gansr.data.near_duplicates import perceptual_hash
 from gansr.errors import ConfigError, DataError
 from gansr.imageio import read_image, sha256_file, write_png
-from gansr.layout import SOURCES_FILE
+from gansr.layout import DOWNLOAD_CACHE, SOURCES_FILE
 
 log = logging.getLogger("gansr")
 
@@ -44,7 +44,6 @@ SOURCES_COLUMNS = ["name", "group", "file", "origin", "licence", "width", "heigh
 _INT_COLUMNS = {"width", "height", "bit_depth"}
 # An animated GIF counts as its first frame (noted, like every conversion).
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
-DOWNLOAD_CACHE = Path(".cache") / "downloads"  # relative to the repository root; git-ignored
 FOLDER_LICENCE = "user-supplied; licence not recorded (set data.licence)"
 URL_LICENCE = "see data.url"
 _T = TypeVar("_T")

@@ -13,7 +13,15 @@ from gansr.data.pairs import read_manifest
 from gansr.data.styles import load_styles
 from gansr.evaluation import evaluate, evaluate_extra_sets, evaluate_styles, load_pairs
 from gansr.inference import load_generator
-from gansr.layout import VARIANTS, Layout
+from gansr.layout import (
+    PER_IMAGE_FILE,
+    PER_IMAGE_PLOT,
+    SAMPLES_PLOT,
+    STYLE_SCORES_FILE,
+    STYLES_PLOT,
+    VARIANTS,
+    Layout,
+)
 from gansr.models.backbone import build_backbone
 from gansr.reporting import format_eval_table, format_style_scores
 from gansr.style_score import headline
@@ -40,8 +48,8 @@ def _evaluate_variants(params: Params, layout: Layout, test_pairs: list) -> dict
                    "test/megapixels_per_s": speed["megapixels_per_s"][name],
                    **{f"test/bicubic_{k}": v for k, v in summary["bicubic"].items()},
                    **{f"{set_name}/{k}": v for set_name, scores in extra.items() for k, v in scores[name].items()}}
-        _record(params, layout, name, metrics, [layout.plots / "samples.png", layout.plots / "per_image.png",
-                                                layout.metrics / "per_image.csv"])
+        _record(params, layout, name, metrics, [layout.plots / SAMPLES_PLOT, layout.plots / PER_IMAGE_PLOT,
+                                                layout.metrics / PER_IMAGE_FILE])
     return summary
 
 
@@ -57,7 +65,7 @@ def _evaluate_styles(params: Params, layout: Layout, test_pairs: list) -> dict[s
                   for key, value in entry.items()},
                **{f"test/{name}_training_loss_reduction": value
                   for name, value in scores["training_loss_reduction"].items()}}
-    _record(params, layout, "style", metrics, [layout.metrics / "style.json", layout.plots / "styles.png"])
+    _record(params, layout, "style", metrics, [layout.metrics / STYLE_SCORES_FILE, layout.plots / STYLES_PLOT])
     return scores
 
 

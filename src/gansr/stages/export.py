@@ -10,7 +10,15 @@ from gansr.atomic import atomic_path, write_json
 from gansr.config import Params
 from gansr.export import export_generator, format_errors
 from gansr.inference import load_generator
-from gansr.layout import EXPORT_FILES, EXPORTED_VARIANTS, GENERATOR_FILE, MAIN_VARIANT, Layout
+from gansr.layout import (
+    EVAL_FILE,
+    EXPORT_FILES,
+    EXPORTED_VARIANTS,
+    GENERATOR_FILE,
+    MAIN_VARIANT,
+    STYLE_SCORES_FILE,
+    Layout,
+)
 from gansr.models.archive import save_generator
 from gansr.style_score import headline
 
@@ -40,10 +48,10 @@ def run(params: Params, layout: Layout) -> None:
 
 def _register(params: Params, layout: Layout, variant: str, model: Any) -> dict[str, Any]:
     """Register ``variant`` as a new version of its own registered model, with its test metrics."""
-    scores = json.loads((layout.metrics / "eval.json").read_text())
+    scores = json.loads((layout.metrics / EVAL_FILE).read_text())
     if variant == "style":
         # Style 0 is the GAN generator bit for bit, so it shares the GAN's image scores.
-        style_scores = json.loads((layout.metrics / "style.json").read_text())
+        style_scores = json.loads((layout.metrics / STYLE_SCORES_FILE).read_text())
         metrics = {**scores[MAIN_VARIANT], **headline(style_scores)}
     else:
         metrics = scores[variant]

@@ -21,6 +21,7 @@ from mlflow.entities import LifecycleStage
 from mlflow.exceptions import MlflowException
 
 from gansr.errors import TrackingError
+from gansr.layout import ARTIFACTS_DIR, STORE_FILE
 
 SQLITE = "sqlite:///"
 # The MLflow UI opens an experiment with this tag value in its model-training view (runs, metrics, models).
@@ -32,7 +33,7 @@ PROBE_TIMEOUT_S = 5.0
 def tracking_uri(root: Path) -> str:
     """``MLFLOW_TRACKING_URI`` if set, else the SQLite store of the repository at ``root``."""
     uri = os.environ.get("MLFLOW_TRACKING_URI", "").strip()
-    return uri or f"{SQLITE}{_store_root(root) / 'mlflow.db'}"
+    return uri or f"{SQLITE}{_store_root(root) / STORE_FILE}"
 
 
 def connect(root: Path) -> str:
@@ -106,7 +107,7 @@ def _store_root(root: Path) -> Path:
 def _artifact_location(uri: str) -> str | None:
     """Artifacts beside a SQLite store (never a CWD-relative ./mlruns); a server chooses its own."""
     database = sqlite_file(uri)
-    return None if database is None else (database.parent / "mlartifacts").as_uri()
+    return None if database is None else (database.parent / ARTIFACTS_DIR).as_uri()
 
 
 def _create_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
