@@ -20,6 +20,7 @@ import math
 import time
 from pathlib import Path
 
+import _quiet  # noqa: F401  (first: quiets TensorFlow before anything loads it)
 import keras
 import tensorflow as tf
 

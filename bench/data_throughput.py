@@ -26,6 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
+import _quiet  # noqa: F401  (first: quiets TensorFlow before anything loads it)
 import numpy as np
 import psutil  # installed with dvc
 from PIL import Image

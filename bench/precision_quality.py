@@ -15,6 +15,7 @@ import itertools
 import time
 from pathlib import Path
 
+import _quiet  # noqa: F401  (first: quiets TensorFlow before anything loads it)
 import keras
 
 from gansr.config import Params, load_params

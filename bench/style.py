@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import time
 
+import _quiet  # noqa: F401  (first: quiets TensorFlow before anything loads it)
 import keras
 import numpy as np
 import tensorflow as tf

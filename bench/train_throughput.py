@@ -29,6 +29,7 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import _quiet  # noqa: F401  (first: quiets TensorFlow before anything loads it)
 import keras
 import numpy as np
 import tensorflow as tf

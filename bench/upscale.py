@@ -24,6 +24,8 @@ import sys
 import time
 from pathlib import Path
 
+import _quiet  # noqa: F401  (first: quiets TensorFlow before anything loads it)
+
 MODES = ("untiled", "auto", "tiled")
 
 
@@ -31,9 +33,6 @@ def worker(args: argparse.Namespace) -> dict:
     """Run one mode in this process; its figures."""
     import numpy as np
 
-    from gansr.quiet import quiet_tensorflow
-
-    quiet_tensorflow()
     from gansr.inference import Upscaler, bytes_per_lr_pixel, load_generator
     from gansr.models.generator import build_generator
 
