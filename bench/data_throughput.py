@@ -33,8 +33,8 @@ from PIL import Image
 from tqdm import tqdm
 
 from gansr.config import DataConfig, PairsConfig, ValidateConfig
+from gansr.data.fetch import fetch_raw
 from gansr.data.pairs import available_cores, build_pairs
-from gansr.data.sources import fetch_raw
 from gansr.validation import validate_pairs
 
 WIDTH, HEIGHT = 2040, 1356

@@ -21,7 +21,8 @@ from PIL import Image
 
 from gansr.config import DataConfig, parse_params
 from gansr.data.download import download
-from gansr.data.sources import fetch_raw, read_sources
+from gansr.data.fetch import fetch_raw
+from gansr.data.sources import read_sources
 from gansr.errors import ConfigError, DataError
 
 

@@ -14,8 +14,8 @@ import skimage.data
 from PIL import Image
 
 from gansr.config import DataConfig, EvaluateConfig, PairsConfig, StyleConfig, parse_params
+from gansr.data.fetch import fetch_raw
 from gansr.data.pairs import bicubic_downscale, build_pairs, mod_crop, read_manifest
-from gansr.data.sources import fetch_raw
 
 # Aliased: pytest would otherwise try to collect a class named Test*.
 from gansr.data.styles import load_styles

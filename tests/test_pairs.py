@@ -16,6 +16,7 @@ from PIL import Image
 
 from gansr.config import DataConfig, PairsConfig, parse_params
 from gansr.data.degradations import apply_steps
+from gansr.data.fetch import fetch_raw
 from gansr.data.near_duplicates import perceptual_hash
 from gansr.data.pairs import (
     MANIFEST_COLUMNS,
@@ -26,7 +27,7 @@ from gansr.data.pairs import (
     split_keys,
     tile_grid,
 )
-from gansr.data.sources import SOURCES_COLUMNS, fetch_raw, read_sources
+from gansr.data.sources import SOURCES_COLUMNS, read_sources
 from gansr.errors import ConfigError, DataError
 from gansr.imageio import FAITHFUL_MODES, read_rgb, sha256_file
 

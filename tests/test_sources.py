@@ -18,12 +18,12 @@ import yaml
 from PIL import Image
 
 from gansr.config import DataConfig
+from gansr.data.fetch import fetch_raw
 from gansr.data.near_duplicates import perceptual_hash
 from gansr.data.sources import (
     BUILTIN_PHOTOS,
     SOURCES_COLUMNS,
     builtin_images,
-    fetch_raw,
     read_sources,
     safe_name,
     skipped_note,

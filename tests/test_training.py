@@ -24,8 +24,8 @@ from PIL import Image
 from gansr import tracking
 from gansr.config import DataConfig, Params, parse_params
 from gansr.data.dataset import random_crop_pair, training_dataset
+from gansr.data.fetch import fetch_raw
 from gansr.data.pairs import build_pairs, read_manifest
-from gansr.data.sources import fetch_raw
 from gansr.errors import DataError, GansrError
 from gansr.imageio import read_rgb
 from gansr.inference import load_generator

@@ -318,8 +318,8 @@ def test_a_missing_degradation_record_is_flagged(pairs_dir: Path, tmp_path: Path
 
 def test_tiled_pairs_from_the_pairs_stage_pass(tmp_path: Path) -> None:
     from gansr.config import DataConfig
+    from gansr.data.fetch import fetch_raw
     from gansr.data.pairs import build_pairs
-    from gansr.data.sources import fetch_raw
 
     photos, rng = tmp_path / "photos", np.random.default_rng(1)
     photos.mkdir()

@@ -40,7 +40,7 @@ from gansr.data.near_duplicates import connected_components, near_duplicate_link
 from gansr.data.sources import read_sources
 from gansr.errors import ConfigError, DataError
 from gansr.imageio import read_rgb, sha256_file, write_png
-from gansr.layout import MANIFEST_FILE
+from gansr.layout import MANIFEST_FILE, SOURCES_FILE
 
 MANIFEST_COLUMNS = [
     "name", "source", "tile", "tile_top", "tile_left", "group", "split", "hr_path", "lr_path",
@@ -90,7 +90,7 @@ def build_pairs(
         manifest = pd.DataFrame(rows, columns=MANIFEST_COLUMNS)
         clash = _first_duplicate(manifest["name"])
         if clash is not None:
-            raise DataError(f"{raw_dir / 'sources.csv'}: image name {clash!r} is also the name of a "
+            raise DataError(f"{raw_dir / SOURCES_FILE}: image name {clash!r} is also the name of a "
                             "tile of another image; rename it")
         write_manifest(manifest, staged)
     return manifest
@@ -309,10 +309,10 @@ def _write_pair(
 def _check_names(names: pd.Series, raw_dir: Path) -> None:
     bad = [name for name in names if not _SAFE_NAME.fullmatch(name)]
     if bad:
-        raise DataError(f"{raw_dir / 'sources.csv'}: unsafe image name {bad[0]!r}")
+        raise DataError(f"{raw_dir / SOURCES_FILE}: unsafe image name {bad[0]!r}")
     twice = _first_duplicate(names)
     if twice is not None:
-        raise DataError(f"{raw_dir / 'sources.csv'}: image name {twice!r} appears twice")
+        raise DataError(f"{raw_dir / SOURCES_FILE}: image name {twice!r} appears twice")
 
 
 def _first_duplicate(names: pd.Series) -> str | None:

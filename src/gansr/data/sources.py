@@ -1,16 +1,15 @@
-"""The ``download`` stage: gather raw photos into ``data/raw/`` with their provenance.
+"""Where raw photos come from: the built-in ones, a folder's, and the provenance table ``sources.csv``.
 
 ``data/raw/`` holds ``images/<name>.png`` (every input decoded to 8-bit RGB)
 and ``sources.csv`` (one row per image: where it came from, its licence, size,
 hash, the original file's Pillow mode and bit depth, and any conversion
-notes). Three sources:
+notes). The sources (``data.source``):
 
 - ``builtin``: colour photographs that ship inside installed packages
   (scikit-image, scikit-learn, matplotlib), so ``dvc repro`` needs no network;
 - ``folder``: every image under a user's folder, recursively;
-- ``url``: an archive (or one image) downloaded once, checked against
-  ``data.sha256`` and unpacked safely (:mod:`gansr.data.download`), whose
-  images are then read exactly as a ``folder``'s are.
+- ``url``: an archive (or one image), fetched by :mod:`gansr.data.fetch`,
+  whose images are then read exactly as a ``folder``'s are.
 """
 
 from __future__ import annotations
@@ -19,23 +18,16 @@ import importlib.resources
 import logging
 import os
 import re
-import tempfile
 import unicodedata
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path, PurePath
 from typing import TypeVar
 
 import pandas as pd
-from tqdm import tqdm
 
-from gansr.atomic import atomic_path
-from gansr.config import DataConfig
-from gansr.data.download import download, unpack
-from gansr.data.near_duplicates import perceptual_hash
-from gansr.errors import ConfigError, DataError
-from gansr.imageio import read_image, sha256_file, write_png
-from gansr.layout import DOWNLOAD_CACHE, SOURCES_FILE
+from gansr.errors import DataError
+from gansr.layout import SOURCES_FILE
 
 log = logging.getLogger("gansr")
 
@@ -45,7 +37,6 @@ _INT_COLUMNS = {"width", "height", "bit_depth"}
 # An animated GIF counts as its first frame (noted, like every conversion).
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif"})
 FOLDER_LICENCE = "user-supplied; licence not recorded (set data.licence)"
-URL_LICENCE = "see data.url"
 _T = TypeVar("_T")
 
 
@@ -119,31 +110,8 @@ class RawImage:
     label: str = ""  # how messages name the file if not by its path, which may not last (archive entries)
 
 
-def fetch_raw(cfg: DataConfig, raw_dir: Path, cache_dir: Path | None = None) -> pd.DataFrame:
-    """Build ``raw_dir`` (images + sources.csv) from ``cfg.source``; return the sources table.
-
-    The directory is built aside and swapped in whole, so a failure leaves any
-    existing ``raw_dir`` as it was. ``url`` downloads are kept in ``cache_dir``,
-    by default ``.cache/downloads`` of the repository whose ``data/raw`` is ``raw_dir``.
-    """
-    raw_dir = Path(raw_dir)
-    cache_dir = cache_dir or raw_dir.parent.parent / DOWNLOAD_CACHE
-    with atomic_path(raw_dir) as staged:
-        (staged / "images").mkdir(parents=True)
-        # Archives unpack inside the staged folder (one file system, gone on failure)
-        # and are removed before the swap: data/raw keeps only the decoded PNGs.
-        with tempfile.TemporaryDirectory(dir=staged) as unpacked:
-            images = _source_images(cfg, Path(unpacked), cache_dir)
-            # A context manager clears the bar before an error propagates, not after it is printed.
-            with tqdm(images, desc="download", unit="image", leave=False) as progress:
-                rows = [_store(image, staged) for image in progress]
-        table = pd.DataFrame(rows, columns=SOURCES_COLUMNS)
-        table.to_csv(staged / SOURCES_FILE, index=False, lineterminator="\n")
-    return table
-
-
 def read_sources(raw_dir: Path) -> pd.DataFrame:
-    """Read ``raw_dir/sources.csv`` as written by :func:`fetch_raw`."""
+    """Read ``raw_dir/sources.csv`` as written by :func:`gansr.data.fetch.fetch_raw`."""
     path = Path(raw_dir) / SOURCES_FILE
     text_columns = set(SOURCES_COLUMNS) - _INT_COLUMNS
     try:
@@ -170,21 +138,13 @@ def folder_images(folder: Path, licence: str = FOLDER_LICENCE, setting: str = "d
     ``setting`` names the params key the folder came from, for messages.
     """
     _require_dir(folder, setting)
-    return _require_images(scan_images(folder, setting, licence), f"{setting} {folder}")
+    return require_images(scan_images(folder, setting, licence), f"{setting} {folder}")
 
 
 def check_image_folder(folder: Path, setting: str) -> None:
     """Raise the DataError :func:`folder_images` would for a missing or image-less ``folder``; log nothing."""
     _require_dir(folder, setting)
-    _require_images(_image_files(folder.resolve())[0], f"{setting} {folder}")
-
-
-def url_images(cfg: DataConfig, cache_dir: Path, unpacked: Path) -> list[RawImage]:
-    """The images at ``cfg.url``: downloaded once into ``cache_dir``, verified, unpacked into ``unpacked``."""
-    unpack(download(cfg.url, cfg.sha256, cache_dir), unpacked, cfg)
-    images = scan_images(unpacked, cfg.url, cfg.licence or URL_LICENCE)
-    # The unpacked files are gone once download ends: messages name the URL and the archive entry.
-    return _require_images([replace(image, label=image.origin) for image in images], cfg.url)
+    require_images(_image_files(folder.resolve())[0], f"{setting} {folder}")
 
 
 def scan_images(folder: Path, origin: str, licence: str) -> list[RawImage]:
@@ -221,7 +181,7 @@ def _require_dir(folder: Path, setting: str) -> None:
         raise DataError(f"{setting} {folder} {reason}")
 
 
-def _require_images(images: list[_T], where: str) -> list[_T]:
+def require_images(images: list[_T], where: str) -> list[_T]:
     if not images:
         raise DataError(f"{where} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return images
@@ -266,18 +226,6 @@ def _refuse_escape(path: Path, root: Path) -> None:
         raise DataError(f"{path}: symlink points outside data.folder (to {path.resolve()})")
 
 
-def _source_images(cfg: DataConfig, unpacked: Path, cache_dir: Path) -> list[RawImage]:
-    match cfg.source:
-        case "builtin":
-            return builtin_images()
-        case "folder":
-            return folder_images(Path(cfg.folder), cfg.licence or FOLDER_LICENCE)
-        case "url":
-            return url_images(cfg, cache_dir, unpacked)
-        case other:
-            raise ConfigError(f"data.source {other!r} is not supported (builtin, folder, url)")
-
-
 def locate_builtin(photo: BuiltinPhoto) -> RawImage:
     """The file of a built-in image inside its installed package."""
     try:
@@ -290,16 +238,3 @@ def locate_builtin(photo: BuiltinPhoto) -> RawImage:
     return RawImage(photo.name, photo.group, path, photo.origin, photo.licence)
 
 
-def _store(image: RawImage, staged: Path) -> dict[str, object]:
-    """Decode one image to RGB, write it as PNG under ``staged``, return its sources.csv row."""
-    decoded = read_image(image.path, image.label or None)
-    file = f"images/{image.name}.png"
-    write_png(staged / file, decoded.rgb)
-    return {
-        "name": image.name, "group": image.group, "file": file,
-        "origin": image.origin, "licence": image.licence,
-        "width": decoded.rgb.shape[1], "height": decoded.rgb.shape[0],
-        "sha256": sha256_file(staged / file), "phash": perceptual_hash(decoded.rgb),
-        "mode": decoded.mode, "bit_depth": decoded.bit_depth,
-        "notes": "; ".join(decoded.notes),
-    }

@@ -3,7 +3,7 @@
 import logging
 
 from gansr.config import Params
-from gansr.data.sources import fetch_raw
+from gansr.data.fetch import fetch_raw
 from gansr.layout import Layout
 
 log = logging.getLogger("gansr")
