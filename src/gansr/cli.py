@@ -25,7 +25,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gansr.errors import GansrError, exit_on_error
-from gansr.layout import EVAL_FILE, SAMPLES_PLOT, STYLE_SCORES_FILE, STYLES_PLOT, Layout, find_root
+from gansr.layout import EVAL_FILE, PARAMS_FILE, SAMPLES_PLOT, STYLE_SCORES_FILE, STYLES_PLOT, Layout, find_root
 from gansr.quiet import quiet_tensorflow
 from gansr.upscale import DEFAULT_MODEL, upscale
 
@@ -86,7 +86,8 @@ def summary_command(args: argparse.Namespace) -> None:
     if style_file.is_file():
         print("Style (texture and colour statistics training never sees): "
               + format_style_scores(json.loads(style_file.read_text())))
-    print(f"Samples:           plots/{SAMPLES_PLOT}, plots/{STYLES_PLOT}")
+    plots = layout.plots.relative_to(root)
+    print(f"Samples:           {plots / SAMPLES_PLOT}, {plots / STYLES_PLOT}")
     print(f"\nTracking store:    {tracking_uri(root)}")
     if not layout.registry.is_file():  # models pulled from a DVC remote, registered in another store
         print("Registered model:  none in this store (`dvc repro --force export` registers these models)")
@@ -103,7 +104,7 @@ def _tracking_config(name: str | None) -> TrackingConfig:
     """The ``tracking`` section of the repository's params.yaml (defaults without one), ``--name`` applied."""
     from gansr.config import TrackingConfig, load_params
 
-    params_file = find_root() / "params.yaml"
+    params_file = find_root() / PARAMS_FILE
     cfg = load_params(params_file).tracking if params_file.is_file() else TrackingConfig()
     return dataclasses.replace(cfg, registered_model=name) if name else cfg
 

@@ -20,6 +20,7 @@ from typing import Any, Literal, get_args, get_origin
 import yaml
 
 from gansr.errors import ConfigError
+from gansr.layout import PARAMS_FILE
 
 SUPPORTED_SCALES = (2, 3, 4)
 Degradation = Literal["bicubic", "realistic"]
@@ -292,7 +293,7 @@ class Params:
             )
 
 
-def load_params(path: str | os.PathLike[str] = "params.yaml") -> Params:
+def load_params(path: str | os.PathLike[str] = PARAMS_FILE) -> Params:
     """Read and validate params.yaml."""
     path = Path(path)
     try:

@@ -30,7 +30,10 @@ STORE_FILE = "mlflow.db"  # the default MLflow store at the root, with its artif
 ARTIFACTS_DIR = "mlartifacts"
 # In each variant's folder under models/export/, by export format (export.formats).
 EXPORT_FILES = {"keras": GENERATOR_FILE, "saved_model": "saved_model", "tflite": "generator_fp16.tflite"}
-ROOT_MARKERS = ("params.yaml", "dvc.yaml")
+PARAMS_FILE = "params.yaml"  # at the root, as are:
+PIPELINE_FILE = "dvc.yaml"
+DVC_LOCK_FILE = "dvc.lock"
+ROOT_MARKERS = (PARAMS_FILE, PIPELINE_FILE)
 
 
 def find_root(start: Path | None = None) -> Path:

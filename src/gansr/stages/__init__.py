@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gansr.config import Params, load_params
 from gansr.errors import GansrError, exit_on_error
-from gansr.layout import Layout
+from gansr.layout import PARAMS_FILE, Layout
 from gansr.quiet import quiet_tensorflow
 
 NAMES = ("download", "pairs", "validate", "pretrain", "train_gan", "train_style", "evaluate", "export")
@@ -31,7 +31,7 @@ def run_stage(name: str, root: Path | None = None) -> None:
     with exit_on_error(f"gansr {name}"):
         if name not in NAMES:
             raise GansrError(f"no stage named {name!r}; the stages are {', '.join(NAMES)}")
-        params = load_params(root / "params.yaml")
+        params = load_params(root / PARAMS_FILE)
         check_inputs(params)
         importlib.import_module(f"gansr.stages.{name}").run(params, Layout.at(root))
 

@@ -26,6 +26,7 @@ from mlflow.entities import LifecycleStage
 from mlflow.exceptions import MlflowException
 
 from gansr.errors import TrackingError
+from gansr.layout import DVC_LOCK_FILE, PARAMS_FILE
 from gansr.tracking.store import configure, mlflow_message
 
 # A training run's tag naming the generator file it wrote by its MD5 (DVC's hash of a file): the link
@@ -40,8 +41,8 @@ def run_tags(root: Path) -> dict[str, str]:
     return {
         "git.commit": commit or "unknown",
         "git.dirty": "unknown" if status is None else str(bool(status)).lower(),
-        "dvc.lock.sha256": _file_sha256(root / "dvc.lock"),
-        "params.sha256": _file_sha256(root / "params.yaml"),
+        "dvc.lock.sha256": _file_sha256(root / DVC_LOCK_FILE),
+        "params.sha256": _file_sha256(root / PARAMS_FILE),
     }
 
 
@@ -131,7 +132,7 @@ def record_results(root: Path, experiment: str, variant: str, generator: Path, m
 def dvc_hash(root: Path, path: str) -> str | None:
     """DVC's hash of the stage output ``path`` (relative to ``root``) as recorded in ``root/dvc.lock``."""
     try:
-        lock = yaml.safe_load((root / "dvc.lock").read_text()) or {}
+        lock = yaml.safe_load((root / DVC_LOCK_FILE).read_text()) or {}
     except (OSError, yaml.YAMLError):
         return None
     for stage in (lock.get("stages") or {}).values():
