@@ -9,6 +9,8 @@ the detail bicubic misses. Fully convolutional: any input size.
 The sub-pixel kernels are kept at equal gain
 (:class:`~gansr.models.layers.EqualSubpixelGain`), so flat regions come out
 flat, without the checkerboard grid sub-pixel upsampling is known for.
+Adversarial fine-tuning leaves them as pretraining set them
+(:func:`freeze_subpixel_head`).
 
 With ``style_names``, the generator takes a second input, a style index per
 image (0 = none, i = ``style_names[i - 1]``), and a style branch
@@ -27,6 +29,7 @@ from gansr.models.style_branch import style_branch
 
 # Residual scaling keeps activations bounded in deep no-BN trunks (EDSR §3.2).
 RESIDUAL_SCALE = 0.2
+SUBPIXEL_HEAD = "to_subpixels"  # the convolution that predicts each HR pixel's phase
 
 
 def residual_block(x: keras.KerasTensor, channels: int, name: str) -> keras.KerasTensor:
@@ -50,7 +53,7 @@ def build_generator(scale: int, channels: int, blocks: int, name: str = "generat
     x = keras.layers.Add(name="trunk_skip")([head, x])
     # Zero-initialised so training starts from exactly bicubic.
     x = keras.layers.Conv2D(
-        3 * scale * scale, 3, padding="same", kernel_initializer="zeros", name="to_subpixels",
+        3 * scale * scale, 3, padding="same", kernel_initializer="zeros", name=SUBPIXEL_HEAD,
         kernel_constraint=EqualSubpixelGain(scale), bias_constraint=EqualSubpixelGain(scale), dtype="float32",
     )(x)
     residual = DepthToSpace(scale, name="subpixel", dtype="float32")(x)
@@ -62,6 +65,18 @@ def build_generator(scale: int, channels: int, blocks: int, name: str = "generat
     styled = style_branch(sr, style, len(style_names), scale, style_channels, style_blocks, exemplar_size)
     out = StyleSwitch(list(style_names), name="style_or_sr", dtype="float32")([sr, styled, style])
     return keras.Model([lr, style], out, name=name)
+
+
+def freeze_subpixel_head(generator: keras.Model) -> None:
+    """Stop training the sub-pixel head: later training changes the trunk's features, not their map to HR pixels.
+
+    The head holds one kernel per HR pixel phase. Left free in the
+    adversarial phase, the kernels drift apart to draw dotted streaks at the
+    HR Nyquist frequency that the discriminator takes for detail; frozen at
+    their pretrained values, they turn whatever the trunk learns into the
+    HR patterns pixel-loss training found in real images.
+    """
+    generator.get_layer(SUBPIXEL_HEAD).trainable = False
 
 
 def style_names(generator: keras.Model) -> list[str]:

@@ -17,6 +17,11 @@ def ema_decay_at(step: tf.Tensor, decay: float) -> tf.Tensor:
 
 
 def update_ema(ema: keras.Model, model: keras.Model, decay: tf.Tensor) -> None:
-    """ema ← decay · ema + (1 − decay) · model, weight by weight."""
+    """ema ← decay · ema + (1 − decay) · model, for each weight that trains.
+
+    Frozen weights are left alone, so they stay bit for bit what they were
+    (averaging a weight with itself would still round it).
+    """
     for average, current in zip(ema.weights, model.weights):
-        average.assign(decay * average + (1.0 - decay) * tf.cast(current, average.dtype))
+        if current.trainable:
+            average.assign(decay * average + (1.0 - decay) * tf.cast(current, average.dtype))

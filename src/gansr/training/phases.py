@@ -48,7 +48,7 @@ from gansr.layout import GENERATOR_FILE, MANIFEST_FILE, SUMMARY_FILE
 from gansr.models.archive import save_generator
 from gansr.models.backbone import build_backbone
 from gansr.models.discriminator import build_discriminator
-from gansr.models.generator import build_generator, copy_shared_weights
+from gansr.models.generator import build_generator, copy_shared_weights, freeze_subpixel_head
 from gansr.models.style_branch import exemplar_size, freeze_all_but_style, set_exemplars
 from gansr.training.distribute import Distribution, start_distribution
 from gansr.training.loop import LoopSettings, StepFn, run_loop
@@ -99,11 +99,15 @@ def _psnr(params: Params, _init: keras.Model | None, policy: str, distribution: 
 
 
 def _gan(params: Params, pretrained: keras.Model | None, policy: str, distribution: Distribution) -> Phase:
-    """The pretrained generator against a discriminator; both train, each with its own optimizer."""
+    """The pretrained generator against a discriminator; both train, each with its own optimizer.
+
+    The generator's sub-pixel head stays as pretrained (:func:`freeze_subpixel_head`).
+    """
     train, loss = params.train, params.loss
     with distribution.strategy.scope():
         generator = _generator(params)
         generator.set_weights(pretrained.get_weights())
+        freeze_subpixel_head(generator)
         ema = _ema_of(generator, params)
         discriminator = build_discriminator(params.model.disc_channels)
         backbone = build_backbone(loss.backbone, loss.vgg19_weights)
