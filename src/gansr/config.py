@@ -137,7 +137,7 @@ class TrainConfig:
 
     patch_size: int = 96
     batch_size: int = 16  # per replica: each step takes batch_size × replicas crops
-    pretrain_steps: int = 6000
+    pretrain_steps: int = 5000
     gan_steps: int = 400
     pretrain_lr: float = 1e-3
     gan_lr: float = 1e-4
@@ -167,7 +167,7 @@ class LossConfig:
     pixel_weight: float = 0.01
     perceptual_weight: float = 1.0
     adversarial_weight: float = 0.005
-    artifact_weight: float = 10.0
+    artifact_weight: float = 100.0
     gan_type: Literal["relativistic", "nonsaturating"] = "relativistic"
     backbone: Literal["auto", "vgg19", "random"] = "auto"
     vgg19_weights: str = ""
@@ -187,7 +187,7 @@ class StyleConfig:
     image_size: int = 256
     channels: int = 64  # style branch width at LR resolution (halved at each level above)
     blocks: int = 3  # residual blocks of the style branch
-    steps: int = 400
+    steps: int = 300
     lr: float = 0.003
     style_weight: float = 4.0
     palette_weight: float = 10.0
@@ -209,8 +209,8 @@ class EvaluateConfig:
     """What the ``evaluate`` stage reports."""
 
     sample_images: int = 3
-    sample_crop: int = 96
-    sample_zoom: int = 2  # each crop shown enlarged this many times (nearest), so detail is visible
+    sample_crop: int = 64
+    sample_zoom: int = 4  # each crop shown enlarged this many times (nearest), so detail is visible
     style_crop: int = 256  # side of the full-resolution crops in plots/styles.png
     extra_sets: tuple[str, ...] = ()  # folders of HR images scored like the test split
 
