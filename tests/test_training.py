@@ -29,7 +29,7 @@ from gansr.data.pairs import build_pairs, read_manifest
 from gansr.errors import DataError, GansrError
 from gansr.imageio import read_rgb
 from gansr.inference import load_generator
-from gansr.models.generator import build_generator
+from gansr.models.generator import SUBPIXEL_HEAD, build_generator
 from gansr.training import loop, phases
 from gansr.training.ema import ema_decay_at, update_ema
 from gansr.training.loop import LoopSettings, NonFiniteLossError, run_loop
@@ -223,10 +223,10 @@ def test_update_ema_leaves_frozen_weights_bit_for_bit() -> None:
     model, ema = tiny_generator(), tiny_generator("ema")
     model.set_weights([np.full(w.shape, 0.3, np.float32) for w in model.get_weights()])
     ema.set_weights(model.get_weights())
-    model.get_layer("to_subpixels").trainable = False
+    model.get_layer(SUBPIXEL_HEAD).trainable = False
     model.get_layer("head").set_weights([np.ones(w.shape, np.float32) for w in model.get_layer("head").get_weights()])
     update_ema(ema, model, tf.constant(0.999))
-    for weight in ema.get_layer("to_subpixels").get_weights():
+    for weight in ema.get_layer(SUBPIXEL_HEAD).get_weights():
         assert (weight == np.float32(0.3)).all()  # frozen: not even rounded
     assert all((w > 0.3).all() for w in ema.get_layer("head").get_weights())  # still training: averaged in
 
@@ -578,10 +578,10 @@ def test_train_gan_fine_tunes_the_pretrained_generator(psnr_run: dict[str, Any],
     generator = load_generator(out / "generator.keras")
     assert generator(np.zeros((1, 4, 4, 3), np.float32)).shape == (1, 16, 16, 3)
     pretrained = load_generator(psnr_run["out"] / "generator.keras")
-    for name in ("to_subpixels", "block0_conv1"):  # the sub-pixel head stays as pretrained, the trunk learns
+    for name in (SUBPIXEL_HEAD, "block0_conv1"):  # the sub-pixel head stays as pretrained, the trunk learns
         changed = [np.abs(a - b).max() for a, b in zip(generator.get_layer(name).get_weights(),
                                                       pretrained.get_layer(name).get_weights())]
-        assert (max(changed) > 0) == (name != "to_subpixels"), name
+        assert (max(changed) > 0) == (name != SUBPIXEL_HEAD), name
     run = MlflowClient(tracking_uri=mlflow_uri).get_run(summary["run_id"])
     assert run.data.tags["gansr.phase"] == "gan" and run.data.tags["gansr.backbone"] == "random"
     assert "random-filter backbone" in run.data.tags["gansr.warning"]  # the fallback is never silent

@@ -29,7 +29,7 @@ from gansr.models.style_branch import style_branch
 
 # Residual scaling keeps activations bounded in deep no-BN trunks (EDSR §3.2).
 RESIDUAL_SCALE = 0.2
-SUBPIXEL_HEAD = "to_subpixels"  # the convolution that predicts each HR pixel's phase
+SUBPIXEL_HEAD = "to_subpixels"  # the convolution whose 3·scale² channels the shuffle turns into the HR residual
 
 
 def residual_block(x: keras.KerasTensor, channels: int, name: str) -> keras.KerasTensor:
