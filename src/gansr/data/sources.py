@@ -182,6 +182,7 @@ def _require_dir(folder: Path, setting: str) -> None:
 
 
 def require_images(images: list[_T], where: str) -> list[_T]:
+    """``images`` unchanged, or a DataError naming ``where`` if there are none."""
     if not images:
         raise DataError(f"{where} has no images ({', '.join(sorted(IMAGE_SUFFIXES))})")
     return images
@@ -236,5 +237,3 @@ def locate_builtin(photo: BuiltinPhoto) -> RawImage:
     if not path.is_file():
         raise DataError(f"{path}: builtin photo {photo.name} is missing from the installed {photo.package}")
     return RawImage(photo.name, photo.group, path, photo.origin, photo.licence)
-
-
