@@ -4,7 +4,7 @@
 
 Training, in interleaved rounds (median round reported, as in
 bench/train_throughput.py): images/s of the style step (the frozen GAN
-generator, the style branch, content, luminance, texture and palette
+generator, the style swap, the style network, content, texture and palette
 losses) next to the GAN step (generator, discriminator, pixel + perceptual
 + adversarial losses), both with the sizes, batch and precision of params.yaml.
 
@@ -13,8 +13,8 @@ upscaled by the plain generator and by the style generator in a style,
 each as `gansr upscale` runs it (tiles chosen from free RAM, the overlap
 each model needs), best of ``--repeats``; the ratio is the branch's cost.
 
-Weights are random (speed does not depend on them) and crops are random
-pixels, so no pipeline output is needed.
+Weights and the style swap's candidates are random (speed does not depend
+on them) and crops are random pixels, so no pipeline output is needed.
 """
 
 from __future__ import annotations
@@ -29,14 +29,15 @@ import tensorflow as tf
 from train_throughput import TrainPath, cpu_description
 
 from gansr.config import load_params
-from gansr.data.styles import PALETTE_QUANTILES, StyleTargets, palette_directions
 from gansr.inference import Upscaler
 from gansr.models.backbone import build_backbone
 from gansr.models.discriminator import build_discriminator
 from gansr.models.generator import build_generator
-from gansr.models.style_branch import freeze_all_but_style
+from gansr.style.losses import PALETTE_QUANTILES, StyleTargets, palette_directions
+from gansr.style.network import build_styled_generator, freeze_all_but_style
+from gansr.style.training import StyleWeights, make_style_step
 from gansr.training.precision import apply_precision, make_optimizer
-from gansr.training.steps import GanWeights, StyleWeights, make_gan_step, make_style_step
+from gansr.training.steps import GanWeights, make_gan_step
 
 STYLES = ("a", "b", "c")
 
@@ -60,11 +61,11 @@ def training_paths(params, policy: str) -> list[TrainPath]:
     g_optimizer, d_optimizer = make_optimizer(1e-4, policy), make_optimizer(1e-4, policy)
     gan = make_gan_step(generator, ema, discriminator, g_optimizer, d_optimizer, backbone,
                         GanWeights.of(loss), loss.pixel, loss.gan_type, train.ema_decay)
-    styled = build_generator(**build, style_names=STYLES, style_channels=params.style.channels,
-                             style_blocks=params.style.blocks)
+    branch = dict(style_names=STYLES, style_channels=params.style.channels, style_blocks=params.style.blocks,
+                  patches=params.style.patches, shading=params.style.shading)
+    styled = build_styled_generator(**build, **branch)
     freeze_all_but_style(styled)
-    styled_ema = build_generator(**build, name="styled_ema", style_names=STYLES,
-                                 style_channels=params.style.channels, style_blocks=params.style.blocks)
+    styled_ema = build_styled_generator(**build, **branch, name="styled_ema")
     # Random targets: the step's cost does not depend on their values.
     widths = [f.shape[-1] for f in backbone.texture(tf.zeros((1, 32, 32, 3)))]
     textures = [tf.sort(tf.random.uniform((len(STYLES), c, PALETTE_QUANTILES)), axis=-1) for c in widths]
@@ -72,7 +73,7 @@ def training_paths(params, policy: str) -> list[TrainPath]:
     palettes = tf.sort(tf.random.uniform((len(STYLES), directions.shape[1], PALETTE_QUANTILES)), axis=-1)
     style = make_style_step(styled, styled_ema, make_optimizer(1e-3, policy), backbone,
                             StyleTargets(textures, palettes, directions, scale), StyleWeights.of(params.style),
-                            scale, 0.999)
+                            0.999)
     paths = []
     for name, step in (("GAN step", gan), ("style step", style)):
         batches = random_crops(train.batch_size, train.patch_size, scale)
@@ -122,10 +123,11 @@ def main() -> None:
     keras.mixed_precision.set_global_policy("float32")  # `gansr upscale` runs float32 by default
     build = dict(scale=params.scale, channels=params.model.channels, blocks=params.model.blocks)
     plain = build_generator(**build)
-    styled = build_generator(**build, style_names=STYLES, style_channels=params.style.channels,
-                             style_blocks=params.style.blocks)
+    styled = build_styled_generator(**build, style_names=STYLES, style_channels=params.style.channels,
+                                    style_blocks=params.style.blocks, patches=params.style.patches,
+                                    shading=params.style.shading)
     rng = np.random.default_rng(1)
-    for model in (plain, styled):  # the style branch starts as the identity; give it real work
+    for model in (plain, styled):  # the style network starts at zero maps; give it real work
         model.set_weights([rng.normal(0, 0.05, w.shape).astype("float32") for w in model.get_weights()])
     width, height = map(int, args.size.split("x"))
     image = rng.integers(0, 256, (height, width, 3), dtype=np.uint8)

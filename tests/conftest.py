@@ -16,6 +16,7 @@ import pytest
 import requests
 
 from gansr.models.generator import build_generator
+from gansr.style.network import build_styled_generator
 
 
 @pytest.fixture(scope="session")
@@ -24,12 +25,14 @@ def random_generator() -> Callable[..., keras.Model]:
 
     The sub-pixel conv is zero-initialised (the net starts as exactly bicubic),
     which would hide a weight that failed to round-trip or a seam between
-    tiles, so every weight is drawn at random here.
+    tiles, so every weight is drawn at random here (a style swap's
+    candidates too: random, but fixed by the seed).
     """
     def build(seed: int = 0, scale: int = 2, channels: int = 4, blocks: int = 1,
-              styles: tuple[str, ...] = (), exemplar_size: int = 256) -> keras.Model:
-        model = build_generator(scale=scale, channels=channels, blocks=blocks, style_names=styles,
-                                style_channels=8, style_blocks=1, exemplar_size=exemplar_size)
+              styles: tuple[str, ...] = ()) -> keras.Model:
+        model = (build_styled_generator(scale, channels, blocks, styles, style_channels=8, style_blocks=1,
+                                        patches=16, shading=0.5)
+                 if styles else build_generator(scale, channels, blocks))
         rng = np.random.default_rng(seed)
         model.set_weights([rng.normal(0, 0.1, w.shape).astype("float32") for w in model.get_weights()])
         return model

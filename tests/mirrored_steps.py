@@ -21,11 +21,13 @@ import keras
 import numpy as np
 import tensorflow as tf
 
-from gansr.data.styles import StyleTargets, palette_directions
 from gansr.models.backbone import random_backbone
 from gansr.models.discriminator import build_discriminator
 from gansr.models.generator import build_generator
-from gansr.training.steps import GanWeights, StyleWeights, make_gan_step, make_pretrain_step, make_style_step
+from gansr.style.losses import StyleTargets, palette_directions
+from gansr.style.network import build_styled_generator, freeze_all_but_style
+from gansr.style.training import StyleWeights, make_style_step
+from gansr.training.steps import GanWeights, make_gan_step, make_pretrain_step
 
 SCALE, LR_SIZE, GLOBAL_BATCH, STEPS = 4, 4, 4, 3
 Models = dict[str, keras.Model]
@@ -63,8 +65,10 @@ def randomised(model: keras.Model, seed: int) -> keras.Model:
 
 
 def tiny_generator(styles: tuple[str, ...] = (), name: str = "generator") -> keras.Model:
-    return build_generator(SCALE, 4, 1, name=name, style_names=styles, style_channels=4, style_blocks=1,
-                           exemplar_size=4)
+    if not styles:
+        return build_generator(SCALE, 4, 1, name=name)
+    return build_styled_generator(SCALE, 4, 1, styles, style_channels=4, style_blocks=1, patches=8, shading=0.5,
+                                  name=name)
 
 
 def initial_weights(styles: tuple[str, ...] = ()) -> dict[str, list[np.ndarray]]:
@@ -84,8 +88,7 @@ def build(strategy: tf.distribute.Strategy, weights: dict[str, list[np.ndarray]]
         for name, model in models.items():
             model.set_weights(weights[name])
         if styles:
-            for layer in models["generator"].layers:
-                layer.trainable = "style" in layer.name
+            freeze_all_but_style(models["generator"])
     return models
 
 
@@ -142,8 +145,8 @@ def style(models: Models, strategy: tf.distribute.Strategy) -> Any:
     directions = palette_directions()
     palettes = tf.sort(tf.constant(rng.random((1, directions.shape[1], 64), np.float32)), axis=-1)
     return make_style_step(models["generator"], models["ema"], optimizer, backbone,
-                           StyleTargets(textures, palettes, directions, SCALE), StyleWeights(1.0, 1.0, 1.0, 1.0), SCALE,
-                           0.5, strategy)
+                           StyleTargets(textures, palettes, directions, SCALE), StyleWeights(1.0, 1.0, 1.0), 0.5,
+                           strategy)
 
 
 def float16_generator(weights: list[np.ndarray]) -> keras.Model:

@@ -16,6 +16,7 @@ from PIL import Image
 from gansr.cli import main
 from gansr.inference import DEFAULT_OVERLAP, with_precision
 from gansr.models.generator import build_generator
+from gansr.style.network import build_styled_generator, set_style_images
 
 
 @pytest.fixture(scope="module")
@@ -219,11 +220,10 @@ def test_bad_tile_flags_exit_2(tmp_path: Path, flags: list[str], capsys) -> None
 @pytest.fixture(scope="module")
 def styled_model_path(tmp_path_factory: pytest.TempPathFactory) -> Path:
     path = tmp_path_factory.mktemp("styled") / "styled.keras"
-    model = build_generator(scale=2, channels=4, blocks=1, style_names=("ink", "oil"), style_channels=4,
-                            style_blocks=1, exemplar_size=4)
+    model = build_styled_generator(2, 4, 1, ("ink", "oil"), style_channels=4, style_blocks=1, patches=16,
+                                   shading=0.5)
     rng = np.random.default_rng(0)
-    exemplars = model.get_layer("style_exemplars")  # two different style images
-    exemplars.set_weights([rng.random(w.shape).astype(np.float32) for w in exemplars.get_weights()])
+    set_style_images(model, [rng.integers(0, 256, (12, 12, 3), dtype=np.uint8) for _ in range(2)])  # two styles
     head = model.get_layer("to_subpixels")
     head.set_weights([np.full(w.shape, 0.05, np.float32) for w in head.get_weights()])
     model.save(path)
@@ -319,8 +319,9 @@ def test_with_precision_runs_the_trunk_in_the_dtype_and_the_output_side_in_float
     model = random_generator(styles=("ink",))
     dtypes = {layer.name: layer.compute_dtype for layer in with_precision(model, "bfloat16").layers}
     assert [dtypes[name] for name in ("head", "block0_conv1", "style_in", "style_in_film")] == ["bfloat16"] * 4
-    assert [dtypes[name] for name in ("to_subpixels", "subpixel", "bicubic", "sr", "style_out", "style_image",
-                                      "style_or_sr")] == ["float32"] * 7
+    output_side = ("to_subpixels", "subpixel", "bicubic", "sr", "style_maps", "style_swap", "style_image",
+                   "style_or_sr")
+    assert [dtypes[name] for name in output_side] == ["float32"] * len(output_side)
     assert with_precision(model, "float32") is model
 
 

@@ -17,6 +17,11 @@ def test_repository_params_are_valid() -> None:
     assert params.train.patch_size % params.scale == 0
 
 
+def test_the_defaults_are_the_shipped_params() -> None:
+    # One source for every number: a key left out of a params.yaml means what the shipped one says.
+    assert Params() == load_params(REPO / "params.yaml")
+
+
 def test_every_key_in_params_yaml_is_known() -> None:
     # parse_params rejects unknown keys, so this also guards against typos.
     raw = yaml.safe_load((REPO / "params.yaml").read_text())

@@ -10,15 +10,11 @@ import keras
 import numpy as np
 import pandas as pd
 import pytest
-import skimage.data
 from PIL import Image
 
-from gansr.config import DataConfig, EvaluateConfig, PairsConfig, StyleConfig, parse_params
+from gansr.config import DataConfig, EvaluateConfig, PairsConfig, parse_params
 from gansr.data.fetch import fetch_raw
-from gansr.data.pairs import bicubic_downscale, build_pairs, mod_crop, read_manifest
-
-# Aliased: pytest would otherwise try to collect a class named Test*.
-from gansr.data.styles import load_styles
+from gansr.data.pairs import bicubic_downscale, build_pairs, read_manifest
 from gansr.errors import ConfigError, DataError
 from gansr.evaluation import (
     BASELINE,
@@ -26,13 +22,11 @@ from gansr.evaluation import (
     ImagePair,
     evaluate,
     evaluate_extra_sets,
-    evaluate_styles,
     load_folder_set,
     load_pairs,
 )
 from gansr.inference import bicubic_upscale
 from gansr.metrics import y_psnr
-from gansr.models.backbone import build_backbone
 from gansr.models.generator import build_generator
 
 SCALE = 4
@@ -220,32 +214,3 @@ def test_extra_sets_must_have_distinct_names() -> None:
 def test_a_missing_extra_set_names_the_setting(tmp_path: Path) -> None:
     with pytest.raises(DataError, match="evaluate.extra_sets"):
         load_folder_set(tmp_path / "Set14", 4)
-
-
-def test_style_evaluation_scores_outputs_and_controls_and_shows_full_resolution_crops(tmp_path: Path) -> None:
-    styles = load_styles(StyleConfig(image_size=256))  # the default size: gravel's grains span pixels
-    # Bicubic super-resolution (untrained) and a style branch with random weights.
-    model = build_generator(SCALE, channels=4, blocks=1, style_names=tuple(s.name for s in styles),
-                            style_channels=8, style_blocks=1, exemplar_size=256)
-    rng = np.random.default_rng(4)
-    for layer in model.layers:
-        if layer.name.startswith("style_") and layer.name != "style_exemplars":
-            layer.set_weights([rng.normal(0, 0.1, w.shape).astype("float32") for w in layer.get_weights()])
-    photos = {"astronaut": skimage.data.astronaut()[:256, 128:384], "coffee": skimage.data.coffee()[::2, ::2]}
-    pairs = [ImagePair(name, bicubic_downscale(mod_crop(hr, SCALE), SCALE), mod_crop(hr, SCALE))
-             for name, hr in photos.items()]
-    cfg = EvaluateConfig(sample_images=2, style_crop=40)
-    scores = evaluate_styles(model, pairs, styles, build_backbone("random"), SCALE, cfg, tmp_path, tmp_path)
-    assert json.loads((tmp_path / "style.json").read_text()) == scores
-    assert set(scores["styles"]) == {s.name for s in styles} and scores["pairs"] == 6
-    controls = scores["controls"]
-    # The score tells the controls apart: texture blended in moves towards its own style, the
-    # unstyled output does not move at all.
-    assert controls["positive_blend"]["own_style_rate"] == 1.0 and controls["positive_blend"]["mean_moved"] > 0.05
-    negative = controls["negative_unstyled"]
-    assert negative["own_style_rate"] == 0.0 and negative["mean_moved"] == 0.0
-    assert negative["min_content_ssim"] > 0.95 > controls["positive_blend"]["min_content_ssim"]
-    assert set(scores["training_loss_reduction"]) == {s.name for s in styles}
-    with Image.open(tmp_path / "styles.png") as grid:
-        # Header + 2 images, each a row of 40-pixel crops at 1:1: none + 3 styles.
-        assert grid.size == (4 * 40, 3 * (40 + LABEL_HEIGHT))

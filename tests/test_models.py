@@ -20,8 +20,8 @@ from gansr.inference import load_generator
 from gansr.losses import perceptual_loss
 from gansr.models.backbone import VGG19_NOTOP_FILE, build_backbone
 from gansr.models.discriminator import build_discriminator
-from gansr.models.generator import build_generator, copy_shared_weights, style_names
-from gansr.models.layers import EqualSubpixelGain, StyleExemplars
+from gansr.models.generator import build_generator
+from gansr.models.layers import EqualSubpixelGain
 
 
 @pytest.mark.parametrize("scale", [2, 3, 4])
@@ -87,21 +87,6 @@ def test_equal_gain_is_a_projection() -> None:
     # The mean gain survives: only the differences between phases are removed.
     np.testing.assert_allclose(gains[:, 0], kernel.numpy().sum(axis=(0, 1)).reshape(5, 4, 3).mean(axis=1),
                                atol=1e-5)
-
-
-def test_style_exemplars_tile_each_style_image_mirrored_from_the_corner() -> None:
-    layer = StyleExemplars(styles=2, size=4)
-    image = np.zeros((2, 21, 19, 3), np.float32)
-    layer.build([image.shape, (2,)])
-    crops = np.random.default_rng(0).random((2, 4, 4, 3)).astype(np.float32)
-    layer.set_weights([crops])
-    tiled = layer([image, np.array([1, 2])]).numpy()
-    assert tiled.shape == image.shape and layer.period == 8
-    np.testing.assert_array_equal(tiled[0, :4, :4], crops[0])  # style 1, from the top-left corner
-    np.testing.assert_array_equal(tiled[1, :4, :4], crops[1])
-    np.testing.assert_array_equal(tiled[0, :4, 4:8], crops[0][:, ::-1])  # mirrored: no seam
-    np.testing.assert_array_equal(tiled[0, 4:8, :4], crops[0][::-1])
-    np.testing.assert_array_equal(tiled[:, 8:16, 8:16], tiled[:, :8, :8])  # repeats every period
 
 
 def test_discriminator_returns_patch_logits() -> None:
@@ -192,36 +177,13 @@ def test_a_damaged_vgg19_weights_file_is_named(tmp_path: Path) -> None:
         build_backbone("vgg19", str(damaged))
 
 
-def test_styled_generator_at_style_0_is_the_plain_generator(tmp_path: Path) -> None:
-    plain = build_generator(2, channels=8, blocks=2)
-    for layer in plain.layers:
-        layer.set_weights([np.random.default_rng(0).normal(0, 0.1, w.shape).astype("float32")
-                           for w in layer.get_weights()])
-    styled = build_generator(2, channels=8, blocks=2, style_names=("a", "b"), style_channels=8, style_blocks=1)
-    copy_shared_weights(plain, styled)
-    rng = np.random.default_rng(2)
-    for layer in styled.layers:
-        if layer.name.startswith("style_"):  # the branch starts as the identity: give it weights
-            layer.set_weights([rng.normal(0, 0.3, w.shape).astype("float32") for w in layer.get_weights()])
-    lr = np.random.default_rng(1).random((3, 8, 10, 3), np.float32)
-    out = styled([lr, np.array([0, 1, 2], np.int32)]).numpy()
-    np.testing.assert_array_equal(out[0], plain(lr[:1])[0])  # style 0: bit for bit
-    assert np.abs(out[1] - plain(lr[1:2])[0]).max() > 1e-3  # a style changes the output
-    assert np.abs(out[1] - out[2]).max() > 1e-3  # and each its own way
-    path = tmp_path / "styled.keras"
-    styled.save(path)
-    reloaded = keras.saving.load_model(path, safe_mode=True)
-    assert style_names(reloaded) == ["a", "b"] and style_names(plain) == []
-    np.testing.assert_allclose(reloaded([lr, np.array([0, 1, 2], np.int32)]), out, atol=1e-6)
-
-
 SAVE_IN_A_NEW_PROCESS = """
 import sys
 from pathlib import Path
 import numpy as np
 from gansr.models.archive import save_generator
-from gansr.models.generator import build_generator
-model = build_generator(2, 4, 1, style_names=("gravel",), style_channels=8, style_blocks=1, exemplar_size=32)
+from gansr.style.network import build_styled_generator
+model = build_styled_generator(2, 4, 1, ("gravel",), style_channels=8, style_blocks=1, patches=32, shading=0.5)
 rng = np.random.default_rng(0)
 model.set_weights([rng.normal(0, 0.1, w.shape).astype("float32") for w in model.get_weights()])
 save_generator(model, Path(sys.argv[1]))
@@ -242,5 +204,5 @@ def test_the_same_generator_is_the_same_file_whenever_and_wherever_it_is_saved(t
     with zipfile.ZipFile(tmp_path / "first.keras") as archive:
         assert "date_saved" not in json.loads(archive.read("metadata.json"))
     loaded = load_generator(tmp_path / "second.keras")
-    assert loaded.get_layer("style_exemplars").size == 32
+    assert loaded.get_layer("style_swap").patches == 32
     assert not list(tmp_path.glob(".*"))  # no rewrite left behind

@@ -7,8 +7,8 @@ import pytest
 from PIL import Image
 from skimage import data
 
-from gansr import style_score
-from gansr.style_score import content_ssim, describe, style_distance, style_report
+from gansr.style import score as style_score
+from gansr.style.score import content_ssim, describe, style_distance, style_report
 
 SIZE = 256  # photos and style images, as style.image_size in params.yaml
 SCALE = 4
@@ -121,6 +121,17 @@ def test_blending_in_its_own_style_moves_every_output_towards_that_style(reports
         assert entry["distance_styled"] < entry["distance_unstyled"] == unchanged["styles"][name]["distance_unstyled"]
         # Half the photo is kept: less content than unchanged, far more than a pure texture (< 0.3 below).
         assert 0.5 < entry["content_ssim"] < unchanged["styles"][name]["content_ssim"]
+
+
+def test_a_pair_counts_only_where_its_style_follows_the_photo(photos, styles) -> None:
+    lr = [_downscale(p) for p in photos]
+    blended = {s: [_blend(p, styles[s]) for p in photos] for s in styles}
+    # The blends lie over the photo: say that gravel's two first ones do not follow it.
+    follows = {s: [s != "gravel" or i == 2 for i in range(len(photos))] for s in styles}
+    report = style_report(photos, blended, styles, lr, follows)
+    assert report["statistics_rate"] == 1.0  # the statistics alone count every blend
+    assert report["own_style_rate"] == pytest.approx(7 / 9, abs=1e-4)
+    assert report["styles"]["gravel"]["follows"] == pytest.approx(1 / 3, abs=1e-4)
 
 
 def test_min_content_ssim_is_the_worst_single_pair_not_the_worst_style_mean(photos, styles) -> None:

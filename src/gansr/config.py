@@ -185,23 +185,26 @@ class StyleConfig:
     source: Literal["builtin", "folder"] = "builtin"
     folder: str = ""
     image_size: int = 256
-    channels: int = 64  # style branch width at LR resolution (halved at each level above)
-    blocks: int = 3  # residual blocks of the style branch
-    steps: int = 300
+    patches: int = 1024  # candidate patches per style image the style swap matches against
+    shading: float = 0.5  # share of the photo's light and shade at LR scale in a styled image
+    channels: int = 32  # style network width, at LR resolution
+    blocks: int = 2  # its residual blocks
+    steps: int = 200
     lr: float = 0.003
-    style_weight: float = 4.0
-    palette_weight: float = 10.0
-    content_weight: float = 2.0
-    luminance_weight: float = 15.0
+    style_weight: float = 8.0
+    palette_weight: float = 30.0
+    content_weight: float = 0.5
 
     def __post_init__(self) -> None:
         if self.source == "folder" and not self.folder:
             raise ConfigError("style.folder must be set when style.source is 'folder'")
-        for key in ("image_size", "channels", "blocks", "steps", "lr", "style_weight"):
+        for key in ("image_size", "patches", "channels", "blocks", "steps", "lr", "style_weight"):
             _check_positive(f"style.{key}", getattr(self, key))
-        for key in ("content_weight", "luminance_weight", "palette_weight"):
+        for key in ("content_weight", "palette_weight"):
             if getattr(self, key) < 0:
                 raise ConfigError(f"style.{key} must be >= 0, got {getattr(self, key)}")
+        if not 0.0 <= self.shading <= 1.0:
+            raise ConfigError(f"style.shading must be in [0, 1], got {self.shading}")
 
 
 @dataclass(frozen=True)

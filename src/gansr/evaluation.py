@@ -6,6 +6,7 @@ method, gain over bicubic),
 figures, which decide registration, are byte-identical across reruns),
 ``per_image.csv`` and ``per_image.png`` (Y-PSNR per test image and method)
 and a sample grid ``samples.png`` (LR ×nearest | bicubic | each variant | HR).
+The style generator is scored by :mod:`gansr.style.evaluation`.
 """
 
 from __future__ import annotations
@@ -18,7 +19,6 @@ from pathlib import Path
 import keras
 import numpy as np
 import pandas as pd
-import tensorflow as tf
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
@@ -26,7 +26,6 @@ from gansr.atomic import atomic_path, write_json
 from gansr.config import EvaluateConfig
 from gansr.data.pairs import bicubic_downscale, mod_crop
 from gansr.data.sources import folder_images
-from gansr.data.styles import StyleImage, style_losses, style_targets
 from gansr.errors import DataError
 from gansr.imageio import read_rgb
 from gansr.inference import Upscaler, bicubic_upscale
@@ -37,12 +36,8 @@ from gansr.layout import (
     PER_IMAGE_PLOT,
     SAMPLES_PLOT,
     SPEED_FILE,
-    STYLE_SCORES_FILE,
-    STYLES_PLOT,
 )
 from gansr.metrics import detail_ratio, periodic_artifact, streak_excess, y_psnr, y_ssim
-from gansr.models.backbone import Backbone
-from gansr.style_score import headline, style_report
 
 BASELINE = "bicubic"
 QUALITY_KEYS = ("y_psnr", "ssim", "detail", "grid", "streaks")
@@ -213,7 +208,7 @@ def sample_grid(pairs: list[ImagePair], outputs: dict[str, list[np.ndarray]], sc
     grid = Image.new("RGB", (cell * len(columns), (cell + LABEL_HEIGHT) * len(pairs)), "white")
     draw = ImageDraw.Draw(grid)
     for r, pair in enumerate(pairs):
-        top, left = _centre_crop_origin(pair.hr.shape, crop, scale)
+        top, left = centre_crop_origin(pair.hr.shape, crop, scale)
         window = (slice(top, top + crop), slice(left, left + crop))
         lr_window = (slice(top // scale, (top + crop) // scale), slice(left // scale, (left + crop) // scale))
         crops = [pair.lr[lr_window], *(out[r][window] for out in outputs.values()), pair.hr[window]]
@@ -229,105 +224,11 @@ def sample_grid(pairs: list[ImagePair], outputs: dict[str, list[np.ndarray]], sc
     return grid
 
 
-def _centre_crop_origin(shape: tuple[int, ...], crop: int, scale: int) -> tuple[int, int]:
-    # Aligned to the scale so the LR window maps exactly onto the HR one.
+def centre_crop_origin(shape: tuple[int, ...], crop: int, scale: int) -> tuple[int, int]:
+    """Top-left corner of a centred ``crop`` in an image of ``shape``, on the LR grid of ``scale``.
+
+    Aligned to the scale so the LR window maps exactly onto the HR one.
+    """
     top = max(0, (shape[0] - crop) // 2) // scale * scale
     left = max(0, (shape[1] - crop) // 2) // scale * scale
     return top, left
-
-
-def style_outputs(model: keras.Model, pairs: list[ImagePair],
-                  styles: list[StyleImage]) -> dict[str, list[np.ndarray]]:
-    """Every pair upscaled unstyled (``none``) and in each style."""
-    upscale = Upscaler(model)
-    return {name: [upscale(p.lr, style=index) for p in tqdm(pairs, desc=f"style {name}", leave=False)]
-            for index, name in enumerate(["none", *(s.name for s in styles)])}
-
-
-def style_controls(unstyled: list[np.ndarray], pairs: list[ImagePair],
-                   styles: list[StyleImage]) -> dict[str, dict]:
-    """The style score of two controls, so every run shows the score can tell styling from none.
-
-    positive: each style image tiled and blended half-and-half into the
-    unstyled output; negative: the unstyled output itself, for every style.
-    """
-    def blend(image: np.ndarray, texture: np.ndarray) -> np.ndarray:
-        reps = (-(-image.shape[0] // texture.shape[0]), -(-image.shape[1] // texture.shape[1]), 1)
-        tiled = np.tile(texture, reps)[: image.shape[0], : image.shape[1]]
-        return ((image.astype(np.uint16) + tiled) // 2).astype(np.uint8)
-
-    images = {s.name: s.image for s in styles}
-    lr = [p.lr for p in pairs]
-    blended = {s.name: [blend(image, s.image) for image in unstyled] for s in styles}
-    negative = {s.name: unstyled for s in styles}
-    return {"positive_blend": headline(style_report(unstyled, blended, images, lr)),
-            "negative_unstyled": headline(style_report(unstyled, negative, images, lr))}
-
-
-def training_loss_reduction(outputs: dict[str, list[np.ndarray]], styles: list[StyleImage],
-                            backbone: Backbone, scale: int) -> dict[str, float]:
-    """Diagnostic only: 1 − style loss (styled / unstyled) towards each style, in the training's own terms.
-
-    Training minimises this very quantity (texture + palette of
-    :func:`~gansr.data.styles.style_losses`), so it shows that training
-    converged, not that a style is recognisable: that is :func:`style_report`'s job.
-    """
-    targets = style_targets(backbone, styles, scale)
-    seed = tf.constant([0, 0])
-
-    def loss(images: list[np.ndarray], style: int) -> float:
-        batch = [tf.constant(image[None], tf.float32) / 255.0 for image in images]
-        index = tf.constant([style])
-        return float(np.mean([sum(style_losses(backbone, image, targets, index, seed)) for image in batch]))
-
-    return {s.name: round(1 - loss(outputs[s.name], i) / loss(outputs["none"], i), 4)
-            for i, s in enumerate(styles, start=1)}
-
-
-def style_grid(pairs: list[ImagePair], outputs: dict[str, list[np.ndarray]], styles: list[StyleImage],
-               cell: int) -> Image.Image:
-    """A header row of style images, then per test image its unstyled and styled crops.
-
-    Every cell is a ``cell``×``cell`` crop at full resolution (one image pixel
-    per screen pixel), the style images too, so texture sizes compare directly.
-    """
-    columns = list(outputs)
-    grid = Image.new("RGB", (cell * len(columns), (cell + LABEL_HEIGHT) * (len(pairs) + 1)), "white")
-    draw = ImageDraw.Draw(grid)
-    for c, name in enumerate(columns):
-        draw.text((c * cell + 2, 2), "no style" if name == "none" else f"style: {name}", fill="black")
-    for style in styles:
-        top, left = _centre_crop_origin(style.image.shape, cell, 1)
-        thumbnail = style.image[top : top + cell, left : left + cell]
-        grid.paste(Image.fromarray(thumbnail), (columns.index(style.name) * cell, LABEL_HEIGHT))
-    for r, pair in enumerate(pairs, start=1):
-        top, left = _centre_crop_origin(pair.hr.shape, cell, 1)
-        y = r * (cell + LABEL_HEIGHT)
-        draw.text((2, y + 2), pair.name, fill="black")
-        for c, name in enumerate(columns):
-            crop = outputs[name][r - 1][top : top + cell, left : left + cell]
-            grid.paste(Image.fromarray(crop), (c * cell, y + LABEL_HEIGHT))
-    return grid
-
-
-def evaluate_styles(model: keras.Model, pairs: list[ImagePair], styles: list[StyleImage], backbone: Backbone,
-                    scale: int, cfg: EvaluateConfig, metrics_dir: Path, plots_dir: Path) -> dict:
-    """Score the style generator on ``pairs``; write ``style.json`` and ``styles.png``.
-
-    The headline is :func:`~gansr.style_score.style_report`, measured with
-    classical texture and colour statistics that training never sees, next
-    to the same score for a positive and a negative control.
-    """
-    outputs = style_outputs(model, pairs, styles)
-    names = [s.name for s in styles]
-    report = style_report(outputs["none"], {n: outputs[n] for n in names}, {s.name: s.image for s in styles},
-                          [p.lr for p in pairs])
-    scores = {**report, "controls": style_controls(outputs["none"], pairs, styles),
-              "training_loss_reduction": training_loss_reduction(outputs, styles, backbone, scale)}
-    write_json(metrics_dir / STYLE_SCORES_FILE, scores)
-    shown = pairs[: cfg.sample_images]
-    cell = min(cfg.style_crop, *(min(p.hr.shape[:2]) for p in shown), *(min(s.image.shape[:2]) for s in styles))
-    grid = style_grid(shown, {name: out[: len(shown)] for name, out in outputs.items()}, styles, cell)
-    with atomic_path(plots_dir / STYLES_PLOT) as tmp:
-        grid.save(tmp, format="PNG")
-    return scores

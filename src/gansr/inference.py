@@ -6,7 +6,7 @@ only the core's part of the window's output is kept. An output pixel depends
 only on LR pixels within the generator's receptive radius: one pixel per 3×3
 convolution at LR resolution on its path, ``2·blocks + 3`` for gansr's
 super-resolution generator (the bicubic skip needs 2), more for the style
-branch, whose convolutions at HR resolution reach a quarter as far (×4).
+branch, whose layers say how far they reach (``lr_reach``).
 With ``overlap`` at least that radius, the stitched image equals the untiled
 one up to float rounding. By default the overlap is that radius
 (:func:`receptive_radius`), at least 16; a smaller one is logged as a warning.
@@ -31,8 +31,8 @@ import tensorflow as tf
 
 from gansr.errors import ConfigError, GansrError
 from gansr.metrics import to_uint8
-from gansr.models.generator import style_names
-from gansr.models.layers import BilinearUpsample, StyleExemplars  # also registers every custom layer
+from gansr.models import layers  # noqa: F401  (registers the generator's custom layers for loading)
+from gansr.style.layers import style_names  # also registers the styled generator's layers
 
 log = logging.getLogger("gansr")
 
@@ -93,36 +93,34 @@ def model_scale(model: keras.Model) -> int:
     return int(model.compute_output_shape(shapes if len(shapes) > 1 else shapes[0])[1]) // probe
 
 
-def pixel_sizes(model: keras.Model) -> list[tuple[keras.layers.Layer, float, float]]:
-    """Each convolution and upsampling layer, with its input and output pixel sizes in LR pixels.
+def pixel_sizes(model: keras.Model) -> list[tuple[keras.layers.Conv2D, float, float]]:
+    """Each convolution, with its input and output pixel sizes in LR pixels.
 
     1 at LR resolution, 1/scale at HR, 2 after a stride of 2 below LR; read
     from one forward pass of a small probe.
     """
-    layers = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D | BilinearUpsample)]
-    if not layers:
+    convolutions = [layer for layer in model.layers if isinstance(layer, keras.layers.Conv2D)]
+    if not convolutions:
         return []
-    probe = keras.Model(model.inputs, [t for layer in layers for t in (layer.input, layer.output)])
+    probe = keras.Model(model.inputs, [t for layer in convolutions for t in (layer.input, layer.output)])
     inputs = [np.zeros((1, PROBE_SIZE, PROBE_SIZE, 3), np.float32),
               *(np.zeros((1,), np.int32) for _ in model.inputs[1:])]  # + style index
     heights = [int(t.shape[1]) for t in probe(inputs)]
     return [(layer, PROBE_SIZE / heights[2 * i], PROBE_SIZE / heights[2 * i + 1])
-            for i, layer in enumerate(layers)]
+            for i, layer in enumerate(convolutions)]
 
 
 def receptive_radius(model: keras.Model) -> int:
     """LR pixels of context one output pixel can depend on: the layers' radii summed.
 
-    A k×k convolution reaches (k − 1)/2 of its input pixels, a bilinear
-    upsampling one. Exact for a chain like gansr's generator (``2·blocks + 3``
-    without styles), an upper bound when some layers run side by side.
+    A k×k convolution reaches (k − 1)/2 of its input pixels; a layer that
+    looks around in its own way says how far in LR pixels (``lr_reach``).
+    Exact for a chain like gansr's generator (``2·blocks + 3`` without
+    styles), an upper bound when some layers run side by side.
     """
-    radius = 0.0
-    for layer, input_pixel, _ in pixel_sizes(model):
-        if isinstance(layer, keras.layers.Conv2D):
-            radius += (layer.kernel_size[0] - 1) // 2 * layer.dilation_rate[0] * input_pixel
-        else:  # bilinear interpolation reads one neighbour on each side
-            radius += input_pixel
+    radius = sum((layer.kernel_size[0] - 1) // 2 * layer.dilation_rate[0] * input_pixel
+                 for layer, input_pixel, _ in pixel_sizes(model))
+    radius += sum(getattr(layer, "lr_reach", 0) for layer in model.layers)
     return math.ceil(radius)
 
 
@@ -133,17 +131,10 @@ def bytes_per_lr_pixel(model: keras.Model) -> int:
     # a convolution's width counts once per pixel of its output (scale² times at HR).
     widest = max([3 * scale * scale] + [
         math.ceil(layer.filters / output_pixel**2) for layer, _, output_pixel in pixel_sizes(model)
-        if isinstance(layer, keras.layers.Conv2D)
     ])
-    return FLOAT32_BYTES * LIVE_TENSORS * widest
-
-
-def texture_period(model: keras.Model) -> int:
-    """LR pixels after which a style generator's tiled style texture repeats; 1 without one."""
-    for layer in model.layers:
-        if isinstance(layer, StyleExemplars):
-            return layer.period // model_scale(model)
-    return 1
+    # A layer that holds more per LR pixel than its output (the style swap's match scores) says so.
+    held = max([0] + [layer.lr_floats() for layer in model.layers if hasattr(layer, "lr_floats")])
+    return FLOAT32_BYTES * (LIVE_TENSORS * widest + held)
 
 
 def memory_budget() -> int:
@@ -165,8 +156,8 @@ class Upscaler:
     size. All windows of an image have the same shape (edge windows shift
     inwards rather than shrink), so the convolution kernels TensorFlow sets
     up for a shape are reused for every window. A style-conditioned generator
-    runs in style ``style`` (0 = none); its modulation is per pixel, so tiles
-    stay seamless.
+    runs in style ``style`` (0 = none); every style layer works on the
+    pixels around it, so tiles stay seamless.
     """
 
     def __init__(self, model: keras.Model, tile: int | None = None, overlap: int | None = None,
@@ -185,9 +176,7 @@ class Upscaler:
         self.model = model
         self.scale = model_scale(model)
         self.overlap = overlap
-        self.align = texture_period(model)
-        tile = tile or auto_tile(model, overlap)
-        self.tile = -(-tile // self.align) * self.align  # windows start where the style texture repeats
+        self.tile = tile or auto_tile(model, overlap)
         styled = len(model.inputs) > 1
 
         def forward(lr: tf.Tensor, style_index: tf.Tensor) -> tf.Tensor:
@@ -208,8 +197,8 @@ class Upscaler:
         """H×W×3 uint8 → (s·H)×(s·W)×3 uint8, in ``style`` (default: the one given at construction)."""
         style_index = tf.constant(self.style if style is None else self._checked_style(style), tf.int32)
         height, width = image.shape[:2]
-        rows = _axis_windows(height, self.tile, self.overlap, self.align)
-        cols = _axis_windows(width, self.tile, self.overlap, self.align)
+        rows = _axis_windows(height, self.tile, self.overlap)
+        cols = _axis_windows(width, self.tile, self.overlap)
         if len(rows) == len(cols) == 1:
             return self._run(image[None], style_index)[0]
         s = self.scale
@@ -242,27 +231,19 @@ def _quantise(sr: tf.Tensor) -> tf.Tensor:
     return tf.cast(tf.clip_by_value(tf.round(tf.cast(sr, tf.float64) * 255.0), 0.0, 255.0), tf.uint8)
 
 
-def _axis_windows(length: int, tile: int, overlap: int, align: int = 1) -> list[tuple[int, int, int, int]]:
+def _axis_windows(length: int, tile: int, overlap: int) -> list[tuple[int, int, int, int]]:
     """(core start, core end, window start, window end) along one axis.
 
-    With ``align`` 1, every window is ``tile + 2·overlap`` long: a window is
-    clamped inside the image instead of cut at its edge, so the windows keep
-    one shape and a core near the edge gets more context, not less. With a
-    larger ``align`` (a style texture's period, ``tile`` a multiple of it),
-    each window starts at a multiple of ``align`` instead, at least
-    ``overlap`` before its core, so the texture lines up across windows; the
-    last one ends at the image's edge. A length that fits one window is one
-    core: splitting it would only repeat work.
+    Every window is ``tile + 2·overlap`` long: a window is clamped inside the
+    image instead of cut at its edge, so the windows keep one shape and a
+    core near the edge gets more context, not less. A length that fits one
+    window is one core: splitting it would only repeat work.
     """
     window = tile + 2 * overlap
     if length <= window:
         return [(0, length, 0, length)]
     windows = []
     for start in range(0, length, tile):
-        end = min(start + tile, length)
-        if align == 1:
-            first = min(max(start - overlap, 0), length - window)
-            windows.append((start, end, first, first + window))
-        else:
-            windows.append((start, end, max(start - overlap, 0) // align * align, min(end + overlap, length)))
+        first = min(max(start - overlap, 0), length - window)
+        windows.append((start, min(start + tile, length), first, first + window))
     return windows

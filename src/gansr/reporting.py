@@ -24,9 +24,10 @@ def format_eval_table(summary: dict[str, Any]) -> str:
 
 
 def format_style_scores(scores: dict[str, Any]) -> str:
-    """The independent style score in one line, with its positive and negative control."""
+    """The independent style score in one line, with its controls."""
     controls = scores["controls"]
-    return (f"moved most towards its own style in {scores['own_style_rate']:.0%} of (image, style) pairs "
-            f"(blend control {controls['positive_blend']['own_style_rate']:.0%}, unstyled control "
-            f"{controls['negative_unstyled']['own_style_rate']:.0%}); moved {scores['mean_moved']:.0%} of the way "
-            f"on average; content SSIM at LR scale >= {scores['min_content_ssim']:.2f}")
+    return (f"moved most towards its own style, drawn from the photo, in {scores['own_style_rate']:.0%} of "
+            f"(image, style) pairs (controls: tiled blend {controls['tiled_blend']['own_style_rate']:.0%}, "
+            f"palette + emboss {controls['palette_emboss']['own_style_rate']:.0%}, unstyled "
+            f"{controls['unstyled']['own_style_rate']:.0%}); moved {scores['mean_moved']:.0%} of the way on average; "
+            f"content SSIM at LR scale >= {scores['min_content_ssim']:.2f}")

@@ -12,20 +12,16 @@ flat, without the checkerboard grid sub-pixel upsampling is known for.
 Adversarial fine-tuning leaves them as pretraining set them
 (:func:`freeze_subpixel_head`).
 
-With ``style_names``, the generator takes a second input, a style index per
-image (0 = none, i = ``style_names[i - 1]``), and a style branch
-(:mod:`gansr.models.style_branch`) redraws the HR output in that style;
-style 0 returns the super-resolved image untouched. Layer names are shared
-with the plain generator so its weights carry over.
+The styled generator (:mod:`gansr.style.network`) is built on the same
+graph (:func:`super_resolve`) with the same layer names, so this one's
+weights carry over.
 """
 
 from __future__ import annotations
 
 import keras
 
-from gansr.errors import ConfigError
-from gansr.models.layers import BicubicUpsample, DepthToSpace, EqualSubpixelGain, StyleSwitch
-from gansr.models.style_branch import style_branch
+from gansr.models.layers import BicubicUpsample, DepthToSpace, EqualSubpixelGain
 
 # Residual scaling keeps activations bounded in deep no-BN trunks (EDSR §3.2).
 RESIDUAL_SCALE = 0.2
@@ -40,11 +36,8 @@ def residual_block(x: keras.KerasTensor, channels: int, name: str) -> keras.Kera
     return keras.layers.Add(name=f"{name}_add")([x, y])
 
 
-def build_generator(scale: int, channels: int, blocks: int, name: str = "generator",
-                    style_names: tuple[str, ...] = (), style_channels: int = 64,
-                    style_blocks: int = 3, exemplar_size: int = 256) -> keras.Model:
-    """Build the generator for ``scale`` ∈ {2, 3, 4}; input (None, None, 3) [+ style index]."""
-    lr = keras.Input(shape=(None, None, 3), name="lr")
+def super_resolve(lr: keras.KerasTensor, scale: int, channels: int, blocks: int) -> keras.KerasTensor:
+    """The super-resolved image of ``lr`` for ``scale`` ∈ {2, 3, 4}: trunk, sub-pixel head, bicubic skip."""
     head = keras.layers.Conv2D(channels, 3, padding="same", name="head")(lr)
     x = head
     for i in range(blocks):
@@ -58,13 +51,13 @@ def build_generator(scale: int, channels: int, blocks: int, name: str = "generat
     )(x)
     residual = DepthToSpace(scale, name="subpixel", dtype="float32")(x)
     bicubic = BicubicUpsample(scale, name="bicubic", dtype="float32")(lr)
-    sr = keras.layers.Add(name="sr", dtype="float32")([bicubic, residual])
-    if not style_names:
-        return keras.Model(lr, sr, name=name)
-    style = keras.Input(shape=(), dtype="int32", name="style")
-    styled = style_branch(sr, style, len(style_names), scale, style_channels, style_blocks, exemplar_size)
-    out = StyleSwitch(list(style_names), name="style_or_sr", dtype="float32")([sr, styled, style])
-    return keras.Model([lr, style], out, name=name)
+    return keras.layers.Add(name="sr", dtype="float32")([bicubic, residual])
+
+
+def build_generator(scale: int, channels: int, blocks: int, name: str = "generator") -> keras.Model:
+    """The generator for ``scale`` ∈ {2, 3, 4}: an LR image (None, None, 3) in, its HR image out."""
+    lr = keras.Input(shape=(None, None, 3), name="lr")
+    return keras.Model(lr, super_resolve(lr, scale, channels, blocks), name=name)
 
 
 def freeze_subpixel_head(generator: keras.Model) -> None:
@@ -77,29 +70,6 @@ def freeze_subpixel_head(generator: keras.Model) -> None:
     HR patterns pixel-loss training found in real images.
     """
     generator.get_layer(SUBPIXEL_HEAD).trainable = False
-
-
-def style_names(generator: keras.Model) -> list[str]:
-    """The styles a generator knows (index 1, 2, …), or [] for a plain generator."""
-    for layer in generator.layers:
-        if isinstance(layer, StyleSwitch):
-            return layer.names
-    return []
-
-
-def style_index(generator: keras.Model, style: str | int) -> int:
-    """A style given by name or number (1..N) as the generator's style index; 0/""/"none" = no style."""
-    names = style_names(generator)
-    style = str(style)
-    if style in ("", "none", "0"):
-        return 0
-    if not names:
-        raise ConfigError(f"style {style}: this generator has no styles (use the style generator)")
-    if style.isdigit() and 1 <= int(style) <= len(names):
-        return int(style)
-    if style in names:
-        return names.index(style) + 1
-    raise ConfigError(f"style {style}: unknown; this generator knows {', '.join(names)} (or 1-{len(names)})")
 
 
 def copy_shared_weights(source: keras.Model, target: keras.Model) -> None:

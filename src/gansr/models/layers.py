@@ -81,136 +81,16 @@ class EqualSubpixelGain(keras.constraints.Constraint):
         return {"scale": self.scale}
 
 
-class _Resize(_IntegerUpscale):
-    """Interpolation by an integer factor, for inputs of any size.
+@keras.saving.register_keras_serializable(package="gansr")
+class BicubicUpsample(_IntegerUpscale):
+    """Bicubic upscaling by an integer factor (the generator's global skip).
 
     ``keras.layers.Resizing`` needs a fixed output size, and
     ``keras.layers.UpSampling2D`` cannot interpolate an input whose size is
-    unknown when traced; these layers read the size at run time so the
+    unknown when traced; this layer reads the size at run time so the
     generator stays fully convolutional.
     """
 
-    method = ""
-
     def call(self, x: tf.Tensor) -> tf.Tensor:
         size = tf.shape(x)[1:3] * self.scale
-        return tf.cast(tf.image.resize(x, size, method=self.method), x.dtype)
-
-
-@keras.saving.register_keras_serializable(package="gansr")
-class BicubicUpsample(_Resize):
-    """Bicubic upscaling by an integer factor (the generator's global skip)."""
-
-    method = "bicubic"
-
-
-@keras.saving.register_keras_serializable(package="gansr")
-class BilinearUpsample(_Resize):
-    """Bilinear upscaling by an integer factor: the resize in a resize-convolution."""
-
-    method = "bilinear"
-
-
-@keras.saving.register_keras_serializable(package="gansr")
-class StyleModulation(keras.layers.Layer):
-    """Per-style feature-wise scale and shift: x · (1 + γ_s) + β_s (FiLM, Perez et al. 2018).
-
-    The conditional part of Dumoulin et al.'s (2017, "A learned representation
-    for artistic style") multi-style network: shared filters, a few modulation
-    parameters per style. There is no normalisation before it, because
-    instance statistics would depend on the whole image and make tiled
-    inference differ from untiled. Style 0 means "no style" and is the identity.
-    """
-
-    def __init__(self, styles: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.styles = styles
-
-    def build(self, input_shape: list[tuple]) -> None:
-        shape = (self.styles, input_shape[0][-1])
-        self.gamma = self.add_weight(shape=shape, initializer="zeros", name="gamma")
-        self.beta = self.add_weight(shape=shape, initializer="zeros", name="beta")
-
-    def call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
-        x, style = inputs
-        style = tf.reshape(tf.cast(style, tf.int32), [-1])
-        styled = tf.cast(style > 0, x.dtype)[:, None, None, None]
-        index = tf.maximum(style - 1, 0)
-        gamma = tf.cast(tf.gather(self.gamma, index), x.dtype)[:, None, None, :]
-        beta = tf.cast(tf.gather(self.beta, index), x.dtype)[:, None, None, :]
-        return x + styled * (x * gamma + beta)
-
-    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
-        return input_shape[0]
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "styles": self.styles}
-
-
-@keras.saving.register_keras_serializable(package="gansr")
-class StyleExemplars(keras.layers.Layer):
-    """Each style image, tiled over the output image: the texture the style branch draws from.
-
-    Holds a ``size``×``size`` crop of every style image (set after building,
-    not trained). For an image of style s it returns the crop of style s
-    mirrored into a 2·size tile, which repeats without a seam, tiled from the
-    image's top-left corner, so the texture keeps the style image's own
-    scale (mirroring rather than cross-fading copies, which would ghost and
-    blur a texture). The tiling is anchored to the image's corner: an image
-    upscaled in windows must start each window at a multiple of
-    :attr:`period` HR pixels.
-    """
-
-    def __init__(self, styles: int, size: int, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.styles = styles
-        self.size = size
-
-    @property
-    def period(self) -> int:
-        """HR pixels after which the tiled texture repeats."""
-        return 2 * self.size
-
-    def build(self, input_shape: list[tuple]) -> None:
-        self.textures = self.add_weight(shape=(self.styles, self.size, self.size, 3), initializer="zeros",
-                                        trainable=False, name="textures")
-
-    def call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
-        image, style = inputs
-        index = tf.maximum(tf.reshape(tf.cast(style, tf.int32), [-1]) - 1, 0)
-        crops = tf.gather(tf.convert_to_tensor(self.textures), index)
-        mirrored = tf.concat([crops, tf.reverse(crops, axis=[2])], axis=2)
-        tile = tf.concat([mirrored, tf.reverse(mirrored, axis=[1])], axis=1)
-        height, width = tf.shape(image)[1], tf.shape(image)[2]
-        tiled = tf.tile(tile, [1, height // self.period + 1, width // self.period + 1, 1])
-        return tf.cast(tiled[:, :height, :width], image.dtype)
-
-    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
-        return input_shape[0]
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "styles": self.styles, "size": self.size}
-
-
-@keras.saving.register_keras_serializable(package="gansr")
-class StyleSwitch(keras.layers.Layer):
-    """A style generator's output: the super-resolved image at style 0, the styled one otherwise.
-
-    A selection, not a blend, so style 0 is the super-resolution generator's
-    output bit for bit. ``names`` lists styles 1..N so the saved model knows them.
-    """
-
-    def __init__(self, names: list[str], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.names = list(names)
-
-    def call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
-        sr, styled, style = inputs
-        chosen = tf.reshape(tf.cast(style, tf.int32), [-1, 1, 1, 1]) > 0
-        return tf.where(chosen, tf.cast(styled, sr.dtype), sr)
-
-    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
-        return input_shape[0]
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "names": self.names}
+        return tf.cast(tf.image.resize(x, size, method="bicubic"), x.dtype)

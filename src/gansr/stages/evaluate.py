@@ -10,8 +10,7 @@ from typing import Any
 from gansr import tracking
 from gansr.config import Params
 from gansr.data.pairs import read_manifest
-from gansr.data.styles import load_styles
-from gansr.evaluation import evaluate, evaluate_extra_sets, evaluate_styles, load_pairs
+from gansr.evaluation import evaluate, evaluate_extra_sets, load_pairs
 from gansr.inference import load_generator
 from gansr.layout import (
     PER_IMAGE_FILE,
@@ -24,7 +23,9 @@ from gansr.layout import (
 )
 from gansr.models.backbone import build_backbone
 from gansr.reporting import format_eval_table, format_style_scores
-from gansr.style_score import headline
+from gansr.style.evaluation import evaluate_styles
+from gansr.style.images import load_styles
+from gansr.style.score import headline
 
 log = logging.getLogger("gansr")
 
@@ -62,6 +63,8 @@ def _evaluate_styles(params: Params, layout: Layout, test_pairs: list) -> dict[s
                   for key, value in entry.items()},
                **{f"test/{key}": value for key, value in headline(scores).items()},
                **{f"test/control_{control}_{key}": value for control, entry in scores["controls"].items()
+                  for key, value in headline(entry).items()},
+               **{f"test/{name}_{key}": value for name, entry in scores["follow"].items()
                   for key, value in entry.items()},
                **{f"test/{name}_training_loss_reduction": value
                   for name, value in scores["training_loss_reduction"].items()}}

@@ -20,7 +20,7 @@ from gansr.layout import (
     Layout,
 )
 from gansr.models.archive import save_generator
-from gansr.style_score import headline
+from gansr.style.score import headline
 
 log = logging.getLogger("gansr")
 

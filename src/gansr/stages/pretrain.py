@@ -6,13 +6,13 @@ from gansr import tracking
 from gansr.config import Params
 from gansr.layout import Layout
 from gansr.stages import run_note
-from gansr.training.phases import train
+from gansr.training.phases import psnr_phase, train
 
 log = logging.getLogger("gansr")
 
 
 def run(params: Params, layout: Layout) -> None:
     """Train the generator on the pixel loss alone."""
-    summary = train("psnr", params, layout.validated, None, layout.psnr, layout.checkpoints,
+    summary = train("psnr", psnr_phase, params, layout.validated, None, layout.psnr, layout.checkpoints,
                     tracking.MlflowRunLog(layout.root, params.tracking.experiment))
     log.info("pretrain: done, %s", run_note(summary))

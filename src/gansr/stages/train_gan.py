@@ -6,13 +6,13 @@ from gansr import tracking
 from gansr.config import Params
 from gansr.layout import Layout
 from gansr.stages import run_note
-from gansr.training.phases import train
+from gansr.training.phases import gan_phase, train
 
 log = logging.getLogger("gansr")
 
 
 def run(params: Params, layout: Layout) -> None:
     """Fine-tune the PSNR-oriented generator against a discriminator."""
-    summary = train("gan", params, layout.validated, layout.psnr, layout.gan, layout.checkpoints,
+    summary = train("gan", gan_phase, params, layout.validated, layout.psnr, layout.gan, layout.checkpoints,
                     tracking.MlflowRunLog(layout.root, params.tracking.experiment))
     log.info("train_gan: done, %s", run_note(summary))

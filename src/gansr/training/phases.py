@@ -1,10 +1,13 @@
-"""The three training phases: each a short description, all run by one skeleton (:func:`train`).
+"""The training phases' skeleton (:func:`train`), and the two super-resolution phases it runs.
 
-1. ``psnr`` (stage ``pretrain``): PSNR-oriented pretraining with the pixel loss only.
-2. ``gan`` (stage ``train_gan``): adversarial fine-tuning from the pretrained
-   EMA weights, with pixel + perceptual + adversarial + artifact losses.
-3. ``style`` (stage ``train_style``): a style branch on top of the frozen GAN
-   generator, with content, LR-luminance, texture and palette losses.
+1. ``psnr`` (stage ``pretrain``, :func:`psnr_phase`): PSNR-oriented
+   pretraining with the pixel loss only.
+2. ``gan`` (stage ``train_gan``, :func:`gan_phase`): adversarial fine-tuning
+   from the pretrained EMA weights, with pixel + perceptual + adversarial +
+   artifact losses.
+3. ``style`` (stage ``train_style``): the style branch on the frozen GAN
+   generator, described in :mod:`gansr.style.training`, so that style code
+   is no part of the super-resolution phases.
 
 A phase's builder says what it builds under the distribution strategy, which
 losses its step minimises and which weights train. :func:`train` does the rest,
@@ -41,20 +44,18 @@ from gansr.atomic import atomic_path
 from gansr.config import Params
 from gansr.data.dataset import training_dataset
 from gansr.data.pairs import read_manifest
-from gansr.data.styles import load_styles, style_targets
 from gansr.evaluation import load_pairs, score, upscale_with_each
 from gansr.inference import load_generator
 from gansr.layout import GENERATOR_FILE, MANIFEST_FILE, SUMMARY_FILE
 from gansr.models.archive import save_generator
 from gansr.models.backbone import build_backbone
 from gansr.models.discriminator import build_discriminator
-from gansr.models.generator import build_generator, copy_shared_weights, freeze_subpixel_head
-from gansr.models.style_branch import exemplar_size, freeze_all_but_style, set_exemplars
+from gansr.models.generator import build_generator, freeze_subpixel_head
 from gansr.training.distribute import Distribution, start_distribution
 from gansr.training.loop import LoopSettings, StepFn, run_loop
 from gansr.training.precision import apply_precision, float32_policy, make_optimizer
 from gansr.training.run_log import RunLog
-from gansr.training.steps import GanWeights, StyleWeights, make_gan_step, make_pretrain_step, make_style_step
+from gansr.training.steps import GanWeights, make_gan_step, make_pretrain_step
 
 log = logging.getLogger(__name__)
 
@@ -79,12 +80,12 @@ class Phase:
 Builder = Callable[[Params, keras.Model | None, str, Distribution], Phase]
 
 
-def _psnr(params: Params, _init: keras.Model | None, policy: str, distribution: Distribution) -> Phase:
+def psnr_phase(params: Params, _init: keras.Model | None, policy: str, distribution: Distribution) -> Phase:
     """The generator from scratch on the pixel loss, with a cosine schedule after a short warm-up."""
     train = params.train
     with distribution.strategy.scope():
-        generator = _generator(params)
-        ema = _ema_of(generator, params)
+        generator = plain_generator(params)
+        ema = ema_of(generator, lambda name: plain_generator(params, name))
         warmup = max(1, train.pretrain_steps // 50)
         schedule = keras.optimizers.schedules.CosineDecay(
             0.0, max(1, train.pretrain_steps - warmup), alpha=0.01,
@@ -98,17 +99,17 @@ def _psnr(params: Params, _init: keras.Model | None, policy: str, distribution: 
                  ema, (params.loss.pixel,))
 
 
-def _gan(params: Params, pretrained: keras.Model | None, policy: str, distribution: Distribution) -> Phase:
+def gan_phase(params: Params, pretrained: keras.Model | None, policy: str, distribution: Distribution) -> Phase:
     """The pretrained generator against a discriminator; both train, each with its own optimizer.
 
     The generator's sub-pixel head stays as pretrained (:func:`freeze_subpixel_head`).
     """
     train, loss = params.train, params.loss
     with distribution.strategy.scope():
-        generator = _generator(params)
+        generator = plain_generator(params)
         generator.set_weights(pretrained.get_weights())
         freeze_subpixel_head(generator)
-        ema = _ema_of(generator, params)
+        ema = ema_of(generator, lambda name: plain_generator(params, name))
         discriminator = build_discriminator(params.model.disc_channels)
         backbone = build_backbone(loss.backbone, loss.vgg19_weights)
         g_optimizer = make_optimizer(train.gan_lr, policy, beta_1=0.9, beta_2=0.99)
@@ -122,36 +123,11 @@ def _gan(params: Params, pretrained: keras.Model | None, policy: str, distributi
     return Phase(train.gan_steps, step, state, ema, (loss,), {"backbone": backbone.kind})
 
 
-def _style(params: Params, base: keras.Model | None, policy: str, distribution: Distribution) -> Phase:
-    """A style branch on the frozen GAN generator, trained jointly over the styles; only the branch trains.
+def train(name: str, build: Builder, params: Params, pairs_dir: Path, init_dir: Path | None, out_dir: Path,
+          checkpoints: Path, run_log: RunLog) -> dict[str, Any]:
+    """Train phase ``name`` as ``build`` describes it (from the generator in ``init_dir``, if any).
 
-    Style 0 of the result therefore reproduces the GAN generator exactly.
-    """
-    style = params.style
-    styles = load_styles(style)
-    names = tuple(s.name for s in styles)
-    with distribution.strategy.scope():
-        generator = _generator(params, style_names=names)
-        copy_shared_weights(base, generator)
-        set_exemplars(generator, [s.image for s in styles])
-        freeze_all_but_style(generator)
-        ema = _ema_of(generator, params, style_names=names)
-        backbone = build_backbone(params.loss.backbone, params.loss.vgg19_weights)
-        targets = style_targets(backbone, styles, params.scale)
-        optimizer = make_optimizer(style.lr, policy)
-        optimizer.build(generator.trainable_variables)
-    step = make_style_step(generator, ema, optimizer, backbone, targets, StyleWeights.of(style), params.scale,
-                           params.train.ema_decay, distribution.strategy)
-    return Phase(style.steps, step, {"generator": generator, "ema": ema, "optimizer": optimizer}, ema,
-                 (params.loss, style), {"backbone": backbone.kind, "styles": ",".join(names)}, score_val=False)
-
-
-PHASES: dict[str, Builder] = {"psnr": _psnr, "gan": _gan, "style": _style}
-
-
-def train(name: str, params: Params, pairs_dir: Path, init_dir: Path | None, out_dir: Path, checkpoints: Path,
-          run_log: RunLog) -> dict[str, Any]:
-    """Train phase ``name`` (from the generator in ``init_dir``, if any); save its EMA generator to ``out_dir``.
+    Saves the phase's EMA generator to ``out_dir``.
 
     ``run_log`` records the run (the pipeline's: MLflow). Returns the summary
     written to ``training.json``, plus the run id and this attempt's seconds.
@@ -162,7 +138,7 @@ def train(name: str, params: Params, pairs_dir: Path, init_dir: Path | None, out
     init = load_generator(init_dir / GENERATOR_FILE) if init_dir is not None else None
     policy = apply_precision(train_cfg.precision)
     keras.utils.set_random_seed(params.seed)
-    phase = PHASES[name](params, init, policy, distribution)
+    phase = build(params, init, policy, distribution)
     init_file = () if init_dir is None else (init_dir / GENERATOR_FILE,)
     key = _checkpoint_key(name, params.seed, params.scale, params.model, train_cfg, *phase.determined_by,
                           distribution.replicas, pairs_dir / MANIFEST_FILE, *init_file)
@@ -226,20 +202,15 @@ def train(name: str, params: Params, pairs_dir: Path, init_dir: Path | None, out
     return summary
 
 
-def _generator(params: Params, name: str = "generator", style_names: tuple[str, ...] = ()) -> keras.Model:
-    """The generator ``params.model`` describes, with a style branch only if there are styles."""
-    branch = {}
-    if style_names:
-        branch = {"style_names": style_names, "style_channels": params.style.channels,
-                  "style_blocks": params.style.blocks,
-                  "exemplar_size": exemplar_size(params.style.image_size, params.scale)}
-    return build_generator(params.scale, params.model.channels, params.model.blocks, name=name, **branch)
+def plain_generator(params: Params, name: str = "generator") -> keras.Model:
+    """The super-resolution generator ``params.model`` describes."""
+    return build_generator(params.scale, params.model.channels, params.model.blocks, name=name)
 
 
-def _ema_of(generator: keras.Model, params: Params, style_names: tuple[str, ...] = ()) -> keras.Model:
-    """A float32 twin of ``generator`` holding its weights: the exponential moving average the step updates."""
+def ema_of(generator: keras.Model, build: Callable[[str], keras.Model]) -> keras.Model:
+    """A float32 twin of ``generator``, made by ``build(name)``, holding its weights: the EMA the step updates."""
     with float32_policy():
-        ema = _generator(params, name="generator_ema", style_names=style_names)
+        ema = build("generator_ema")
     ema.set_weights(generator.get_weights())
     return ema
 

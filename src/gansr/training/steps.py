@@ -1,4 +1,6 @@
-"""The compiled train steps: PSNR-oriented pretraining, GAN fine-tuning and style fine-tuning.
+"""The compiled train steps of PSNR-oriented pretraining and GAN fine-tuning, and the parts every step shares.
+
+The style phase's step (:mod:`gansr.style.training`) is built from the same parts.
 
 Each step runs under a tf.distribute strategy (the default one: a single
 device). Every replica computes its losses on its own batch, each divided by
@@ -21,8 +23,7 @@ import keras
 import tensorflow as tf
 
 from gansr import losses
-from gansr.config import LossConfig, StyleConfig
-from gansr.data.styles import StyleTargets, style_losses
+from gansr.config import LossConfig
 from gansr.models.backbone import Backbone
 from gansr.training.ema import ema_decay_at, update_ema
 
@@ -129,8 +130,8 @@ def make_pretrain_step(generator: keras.Model, ema: keras.Model, optimizer: kera
         grads = tape.gradient(scaled, generator.trainable_variables)
         return {"pixel": loss}, agree_on_finite_gradients(optimizer, grads)
 
-    return distributed_step(strategy, compute, _apply(optimizer, generator),
-                            _ema_update(ema, generator, optimizer, ema_decay))
+    return distributed_step(strategy, compute, gradient_update(optimizer, generator),
+                            ema_update(ema, generator, optimizer, ema_decay))
 
 
 def make_gan_step(generator: keras.Model, ema: keras.Model, discriminator: keras.Model,
@@ -170,84 +171,28 @@ def make_gan_step(generator: keras.Model, ema: keras.Model, discriminator: keras
         return shares, (agree_on_finite_gradients(g_optimizer, g_grads),
                         agree_on_finite_gradients(d_optimizer, d_grads))
 
-    apply_g, apply_d = _apply(g_optimizer, generator), _apply(d_optimizer, discriminator)
+    apply_g, apply_d = gradient_update(g_optimizer, generator), gradient_update(d_optimizer, discriminator)
 
     def apply(grads: tuple[list[tf.Tensor], list[tf.Tensor]]) -> None:
         apply_g(grads[0])
         apply_d(grads[1])
 
-    return distributed_step(strategy, compute, apply, _ema_update(ema, generator, g_optimizer, ema_decay))
+    return distributed_step(strategy, compute, apply, ema_update(ema, generator, g_optimizer, ema_decay))
 
 
-@dataclass(frozen=True)
-class StyleWeights:
-    """Weights of the style phase's loss terms."""
+def gradient_update(optimizer: keras.optimizers.Optimizer, model: keras.Model) -> Callable[[list[tf.Tensor]], None]:
+    """The update that applies gradients to ``model``'s trainable weights."""
 
-    content: float
-    luminance: float
-    style: float
-    palette: float
-
-    @classmethod
-    def of(cls, style: StyleConfig) -> StyleWeights:
-        """The weights ``style`` (params.yaml's ``style:``) sets."""
-        return cls(style.content_weight, style.luminance_weight, style.style_weight, style.palette_weight)
-
-
-def make_style_step(generator: keras.Model, ema: keras.Model, optimizer: keras.optimizers.Optimizer,
-                    backbone: Backbone, targets: StyleTargets, weights: StyleWeights, scale: int,
-                    ema_decay: float, strategy: tf.distribute.Strategy | None = None) -> Step:
-    """One step of style training: each image in the batch gets a random style 1..N.
-
-    L = w_content · L_content(G(x, s), G(x, 0)) + w_luminance · L_luminance(G(x, s), G(x, 0))
-        + w_style · L_texture(Y(G(x, s)), Y(S_s)) + w_palette · L_palette(G(x, s), S_s).
-
-    Light and shade, texture and colour each have their own term, as in
-    luminance-only style transfer with colour matching (Gatys et al. 2017):
-    the content targets are the unstyled super-resolved image (the branch's
-    input), its features and its luminance at LR scale
-    (:func:`~gansr.losses.coarse_luminance_loss`); texture and palette are
-    distances between distributions (:func:`~gansr.data.styles.style_losses`).
-    """
-    strategy = strategy or tf.distribute.get_strategy()
-    num_styles = int(targets.palettes.shape[0])
-    # The super-resolved and the styled image from one forward pass.
-    both = keras.Model(generator.inputs, [generator.get_layer("sr").output,
-                                          generator.get_layer("style_image").output])
-
-    def compute(lr: tf.Tensor, hr: tf.Tensor) -> tuple[Losses, list[tf.Tensor]]:
-        # Drawn from the step number and the replica, not a random state: a rerun or a resumed run
-        # draws the same styles at the same step.
-        replica = tf.distribute.get_replica_context().replica_id_in_sync_group
-        seed = tf.stack([tf.cast(optimizer.iterations, tf.int32), tf.cast(replica, tf.int32)])
-        style = tf.random.stateless_uniform([tf.shape(lr)[0]], seed, 1, num_styles + 1, dtype=tf.int32)
-        with tf.GradientTape() as tape:
-            sr, styled = both([lr, style], training=True)
-            sr = tf.stop_gradient(sr)
-            content = replica_share(losses.perceptual_loss(backbone.content(styled), backbone.content(sr)))
-            luminance = replica_share(losses.coarse_luminance_loss(styled, sr, scale))
-            texture, palette = (replica_share(term) for term in style_losses(backbone, styled, targets, style, seed))
-            total = (weights.content * content + weights.luminance * luminance
-                     + weights.style * texture + weights.palette * palette)
-            scaled = optimizer.scale_loss(total)
-        grads = tape.gradient(scaled, generator.trainable_variables)
-        return ({"total": total, "content": content, "luminance": luminance, "texture": texture,
-                 "palette": palette},
-                agree_on_finite_gradients(optimizer, grads))
-
-    return distributed_step(strategy, compute, _apply(optimizer, generator),
-                            _ema_update(ema, generator, optimizer, ema_decay))
-
-
-def _apply(optimizer: keras.optimizers.Optimizer, model: keras.Model) -> Callable[[list[tf.Tensor]], None]:
     def apply(grads: list[tf.Tensor]) -> None:
         optimizer.apply_gradients(zip(grads, model.trainable_variables))
 
     return apply
 
 
-def _ema_update(ema: keras.Model, generator: keras.Model, optimizer: keras.optimizers.Optimizer,
-                decay: float) -> Callable[[], None]:
+def ema_update(ema: keras.Model, generator: keras.Model, optimizer: keras.optimizers.Optimizer,
+               decay: float) -> Callable[[], None]:
+    """The update that moves ``ema`` towards ``generator``, with the decay warmed up by the optimizer's step."""
+
     def after() -> None:
         update_ema(ema, generator, ema_decay_at(optimizer.iterations, decay))
 

@@ -1,63 +1,68 @@
-"""Style images: a built-in set that works offline, or the user's folder.
+"""What the style branch is trained on: the style images' texture and palette, the photo's light and shade.
 
-Each style image is decoded to RGB and resized so its shorter side is
-``style.image_size``; the order gives the style indices 1, 2, … (0 = none).
+Texture and palette are distances between distributions
+(:mod:`~gansr.style.distributions`), never a pixel distance to the style
+image, so nothing pulls a style's pixels to fixed places; the content
+features stay the photo's. Light and shade at LR scale need no loss: the
+composite (:class:`~gansr.style.layers.StyleComposite`) sets their share.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import tensorflow as tf
-from PIL import Image
 
-from gansr import losses
-from gansr.config import StyleConfig
-from gansr.data.sources import BuiltinPhoto, RawImage, folder_images, locate_builtin
-from gansr.imageio import read_rgb
 from gansr.models.backbone import Backbone
+from gansr.style.distributions import (
+    draw_positions,
+    quantiles,
+    sliced_wasserstein_distances,
+    sliced_wasserstein_loss,
+    sorted_projections,
+)
+from gansr.style.images import StyleImage
+from gansr.style.layers import luma
 
 PALETTE_DIRECTIONS = 16  # chroma directions the palette loss compares distributions along
 PALETTE_QUANTILES = 1024  # quantiles kept of each style's sorted projections and texture responses
 SORTED_POSITIONS = 1024  # positions per feature map or image the texture and palette losses sort
 
-# Provenance as stated in skimage/data/_fetchers.py docstrings.
-BUILTIN_STYLES: tuple[BuiltinPhoto, ...] = (
-    BuiltinPhoto("gravel", "gravel", "skimage", "data/gravel.png",
-                 "Gravel04 texture, CC0Textures (cc0textures.com); via skimage.data.gravel", "CC0"),
-    BuiltinPhoto("brick", "brick", "skimage", "data/brick.png",
-                 "Bricks25 texture, CC0Textures (cc0textures.com); via skimage.data.brick", "CC0"),
-    BuiltinPhoto("colorwheel", "colorwheel", "skimage", "data/color.png",
-                 "colour wheel; via skimage.data.colorwheel",
-                 "scikit-image sample data (BSD-3-Clause)"),
-)
+
+def fine_detail(images: tf.Tensor, scale: int) -> tf.Tensor:
+    """The luma an LR image cannot hold, as grey RGB around 0.5: Y minus Y downscaled and upscaled again.
+
+    Antialiased bicubic down by ``scale`` and bicubic up, as
+    :func:`~gansr.style.layers.swap_bank` splits a style's patches, so the
+    texture loss compares the very band the style swap draws from the style.
+    """
+    y = luma(images)
+    size = tf.shape(y)[1:3]
+    explained = tf.image.resize(tf.image.resize(y, size // scale, "bicubic", antialias=True), size, "bicubic")
+    return tf.repeat(y - explained + 0.5, 3, axis=-1)
 
 
-@dataclass(frozen=True)
-class StyleImage:
-    """One style: its name and its RGB uint8 pixels."""
+def texture_distribution_loss(features: list[tf.Tensor], target_quantiles: list[tf.Tensor],
+                              target_scales: list[tf.Tensor], positions: int, seed: tf.Tensor) -> tf.Tensor:
+    """L_texture: per layer, the sliced Wasserstein distance of the feature responses to the style's.
 
-    name: str
-    image: np.ndarray
-
-
-def load_styles(cfg: StyleConfig) -> list[StyleImage]:
-    """The configured style images, in style-index order (index = position + 1)."""
-    if cfg.source == "builtin":
-        sources: list[RawImage] = [locate_builtin(style) for style in BUILTIN_STYLES]
-    else:
-        sources = folder_images(Path(cfg.folder), "user-supplied style", setting="style.folder")
-    return [StyleImage(s.name, resize_shorter_side(read_rgb(s.path)[0], cfg.image_size)) for s in sources]
-
-
-def resize_shorter_side(image: np.ndarray, size: int) -> np.ndarray:
-    """Resize (bicubic, antialiased) so the shorter side is ``size`` pixels."""
-    height, width = image.shape[:2]
-    factor = size / min(height, width)
-    new = (max(1, round(width * factor)), max(1, round(height * factor)))
-    return np.asarray(Image.fromarray(image).resize(new, Image.Resampling.BICUBIC))
+    Each feature map [B, H, W, C] is C distributions of filter responses over
+    positions; random filters are themselves random directions in patch space,
+    so this is the sliced Wasserstein texture loss of Heitz et al. (2021). A
+    layer with more than ``positions`` positions is compared on that many
+    (:func:`draw_positions`, from ``seed`` + the layer's index). Each image's
+    distance in a layer is divided by its ``target_scales`` entry for that
+    layer ([B], e.g. the mean response of its target), so layers and targets
+    of any strength weigh alike; the mean over images and layers is returned.
+    """
+    per_layer = []
+    for index, (layer, target, target_scale) in enumerate(zip(features, target_quantiles, target_scales)):
+        samples = draw_positions(tf.reshape(layer, [tf.shape(layer)[0], -1, tf.shape(layer)[-1]]),
+                                 positions, seed + index)
+        distance = sliced_wasserstein_distances(samples, target)
+        per_layer.append(tf.reduce_mean(distance / (target_scale + 1e-6)))
+    return tf.add_n(per_layer) / len(per_layer)
 
 
 @dataclass(frozen=True)
@@ -66,7 +71,7 @@ class StyleTargets:
 
     ``textures``: per texture layer, [styles, C, Q] quantiles of the responses
     of the backbone's texture filters to the style image's luma detail finer
-    than an LR pixel at ``scale`` (:func:`~gansr.losses.fine_detail`);
+    than an LR pixel at ``scale`` (:func:`fine_detail`);
     ``palettes``: [styles, K, Q] quantiles of its colours along the K chroma
     ``directions`` [3, K].
     """
@@ -95,14 +100,14 @@ def style_losses(backbone: Backbone, images: tf.Tensor, targets: StyleTargets, s
     pixels' chroma.
     ``seed`` draws the positions the texture and palette losses sort.
     """
-    texture = losses.texture_distribution_loss(
-        backbone.texture(losses.fine_detail(images, targets.scale)),
+    texture = texture_distribution_loss(
+        backbone.texture(fine_detail(images, targets.scale)),
         [tf.gather(layer, style - 1) for layer in targets.textures],
         [tf.gather(texture_strength(layer), style - 1) for layer in targets.textures], SORTED_POSITIONS, seed)
     # Seeds after the texture layers' own, so the palette draws other positions.
-    pixels = losses.draw_positions(tf.reshape(images, [tf.shape(images)[0], -1, 3]), SORTED_POSITIONS,
+    pixels = draw_positions(tf.reshape(images, [tf.shape(images)[0], -1, 3]), SORTED_POSITIONS,
                                    seed + len(targets.textures))
-    palette = losses.sliced_wasserstein_loss(pixels, tf.gather(targets.palettes, style - 1), targets.directions)
+    palette = sliced_wasserstein_loss(pixels, tf.gather(targets.palettes, style - 1), targets.directions)
     return texture, palette
 
 
@@ -123,8 +128,8 @@ def style_textures(backbone: Backbone, styles: list[StyleImage], scale: int,
     per_style = []
     for style in styles:
         image = tf.constant(style.image[None], tf.float32) / 255.0
-        layers = backbone.texture(losses.fine_detail(image, scale))
-        per_style.append([losses.quantiles(losses.sorted_projections(tf.reshape(f, [-1, f.shape[-1]])), count)
+        layers = backbone.texture(fine_detail(image, scale))
+        per_style.append([quantiles(sorted_projections(tf.reshape(f, [-1, f.shape[-1]])), count)
                           for f in layers])
     return [tf.stack(layer) for layer in zip(*per_style)]
 
@@ -132,8 +137,8 @@ def style_textures(backbone: Backbone, styles: list[StyleImage], scale: int,
 def palette_directions(count: int = PALETTE_DIRECTIONS) -> tf.Tensor:
     """3×count unit directions in RGB, evenly spread over the chroma plane (orthogonal to grey).
 
-    The palette loss compares hue and saturation only: light and shade stay
-    with the photo (the luminance loss), and with the texture.
+    The palette loss compares hue and saturation only: light and shade are
+    the composite's and the texture's.
     """
     red_green = np.array([1.0, -1.0, 0.0]) / np.sqrt(2.0)
     yellow_blue = np.array([1.0, 1.0, -2.0]) / np.sqrt(6.0)
@@ -148,5 +153,5 @@ def style_palettes(styles: list[StyleImage], directions: tf.Tensor,
     per_style = []
     for style in styles:
         pixels = tf.reshape(tf.constant(style.image, tf.float32) / 255.0, [-1, 3])
-        per_style.append(losses.quantiles(losses.sorted_projections(pixels, directions), count))
+        per_style.append(quantiles(sorted_projections(pixels, directions), count))
     return tf.stack(per_style)

@@ -1,4 +1,4 @@
-"""A style score the style model cannot game: classical colour and texture statistics.
+"""A style score the style branch cannot game: classical colour and texture statistics.
 
 Training pulls the generator towards the distributions of random-CNN filter
 responses and of chroma, so scoring it with those would reward whatever the
@@ -18,6 +18,9 @@ measures a property, the palette, that a loss term also pulls on):
 
 Two descriptors are compared by the mean Hellinger distance over these
 components; every bin edge is fixed, so images of any size are comparable.
+Statistics alone cannot tell a style drawn from the photo from a style
+image laid over it (any blend moves them), so a pair counts only where the
+measures of :mod:`gansr.style.follow` say the style follows the photo.
 """
 
 from __future__ import annotations
@@ -109,11 +112,16 @@ def content_ssim(styled: np.ndarray, lr: np.ndarray) -> float:
 
 
 def style_report(unstyled: list[np.ndarray], styled: dict[str, list[np.ndarray]],
-                 style_images: dict[str, np.ndarray], lr: list[np.ndarray]) -> dict:
+                 style_images: dict[str, np.ndarray], lr: list[np.ndarray],
+                 follows: dict[str, list[bool]] | None = None) -> dict:
     """Per style and overall: how far outputs moved towards their style, and whether towards their own.
 
     The move of an output towards style t is 1 - d(styled, S_t) / d(unstyled, S_t):
     relative, because photos start at different distances from each style.
+    An (image, style) pair counts towards ``own_style_rate`` when its output
+    moved most towards its own style and, per ``follows`` (from
+    :mod:`gansr.style.follow`; default: all do), its style follows the photo
+    rather than lying over it; ``statistics_rate`` counts the first alone.
     A style's ``content_ssim`` is its mean over the images; ``min_content_ssim``
     is the lowest of any single (image, style) pair.
     Per-style entries are under ``report["styles"][name]`` so that a style
@@ -131,25 +139,29 @@ def style_report(unstyled: list[np.ndarray], styled: dict[str, list[np.ndarray]]
         return {t: style_distance(descriptor, target) for t, target in targets.items()}
 
     before = [distances(image) for image in unstyled]
+    follows = follows or {s: [True] * len(unstyled) for s in styled}
     styles: dict[str, dict[str, float]] = {}
-    own, moved, kept = [], [], []
+    own, identified, moved, kept = [], [], [], []
     for s, outputs in styled.items():
         after = [distances(image) for image in outputs]
         moves = [{t: 1.0 - a[t] / b[t] for t in targets} for a, b in zip(after, before)]
         towards_own = [all(m[s] > m[t] for t in targets if t != s) for m in moves]
         own += towards_own
+        identified += [statistics and drawn for statistics, drawn in zip(towards_own, follows[s])]
         moved.append(np.mean([m[s] for m in moves]))
         kept.append([content_ssim(out, small) for out, small in zip(outputs, lr)])
         styles[s] = {
             "moved": moved[-1],
             "towards_own": np.mean(towards_own),
+            "follows": np.mean(follows[s]),
             "content_ssim": np.mean(kept[-1]),
             "distance_styled": np.mean([a[s] for a in after]),
             "distance_unstyled": np.mean([b[s] for b in before]),
         }
     return {
         "styles": {s: {k: round(float(v), 4) for k, v in entry.items()} for s, entry in styles.items()},
-        "own_style_rate": round(float(np.mean(own)), 4),
+        "own_style_rate": round(float(np.mean(identified)), 4),
+        "statistics_rate": round(float(np.mean(own)), 4),
         "mean_moved": round(float(np.mean(moved)), 4),
         "min_content_ssim": round(float(np.min(kept)), 4),  # over every (image, style) pair
         "pairs": len(own),
