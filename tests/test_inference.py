@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import logging
 import re
+import subprocess
+import sys
 import zipfile
 from collections.abc import Callable
 from pathlib import Path
@@ -196,3 +198,22 @@ def test_windows_keep_one_shape_shifted_inwards_at_the_edge() -> None:
     assert all(last - first == 26 for *_, first, last in windows)
     assert windows[-1] == (96, 100, 74, 100)
     assert _axis_windows(20, 16, 5) == [(0, 20, 0, 20)]  # fits one window: one core
+
+
+LOAD_IN_A_NEW_PROCESS = """
+import sys
+from gansr.inference import load_generator
+assert not any(name.startswith("gansr.style") for name in sys.modules)  # the loader knows no style code
+print(load_generator(sys.argv[1]).get_layer("style_or_sr").names)
+"""
+
+
+@pytest.mark.slow  # a second process importing TensorFlow
+def test_the_loader_reads_a_styled_generator_importing_the_modules_its_file_names(random_generator,
+                                                                                    tmp_path: Path) -> None:
+    path = tmp_path / "styled.keras"
+    random_generator(seed=8, styles=("ink", "oil")).save(path)
+    result = subprocess.run([sys.executable, "-c", LOAD_IN_A_NEW_PROCESS, str(path)], capture_output=True,
+                            text=True, check=False)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip() == "['ink', 'oil']"

@@ -9,6 +9,7 @@ import tensorflow as tf
 
 from gansr.config import StyleConfig
 from gansr.errors import ConfigError
+from gansr.models.layers import style_index
 from gansr.style.images import load_styles
 from gansr.style.layers import (
     CONTEXT,
@@ -17,7 +18,6 @@ from gansr.style.layers import (
     StyleSwap,
     coarse,
     luma,
-    style_index,
     swap_bank,
     window,
 )

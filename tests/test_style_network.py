@@ -6,7 +6,8 @@ import keras
 import numpy as np
 
 from gansr.models.generator import build_generator, copy_shared_weights
-from gansr.style.layers import StyleSwap, style_names
+from gansr.models.layers import style_names
+from gansr.style.layers import StyleSwap
 from gansr.style.network import (
     PREFIX,
     build_styled_generator,

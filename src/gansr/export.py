@@ -36,8 +36,7 @@ from tensorflow.core.protobuf import fingerprint_pb2
 from gansr.errors import GansrError
 from gansr.layout import EXPORT_FILES
 from gansr.models.archive import save_generator
-from gansr.models.layers import BicubicUpsample
-from gansr.style.layers import style_names
+from gansr.models.layers import BicubicUpsample, style_names
 
 # Largest |difference| from the in-memory model a reloaded file may show, per format.
 # TFLite stores weights as float16 (11-bit mantissa); 2/255 is two grey levels of an 8-bit image.

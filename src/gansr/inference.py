@@ -31,8 +31,8 @@ import tensorflow as tf
 
 from gansr.errors import ConfigError, GansrError
 from gansr.metrics import to_uint8
-from gansr.models import layers  # noqa: F401  (registers the generator's custom layers for loading)
-from gansr.style.layers import style_names  # also registers the styled generator's layers
+from gansr.models.archive import import_layer_modules
+from gansr.models.layers import style_names
 
 log = logging.getLogger("gansr")
 
@@ -55,6 +55,7 @@ def load_generator(path: str | Path) -> keras.Model:
     if not zipfile.is_zipfile(path):  # Keras would call it "File not found"
         raise GansrError(f"{path}: not a Keras model archive (corrupt or truncated?)")
     try:
+        import_layer_modules(path)
         return keras.saving.load_model(path, safe_mode=True)
     except Exception as exc:  # Keras raises many types for a damaged archive
         raise GansrError(f"{path}: not a loadable Keras generator ({exc})") from exc

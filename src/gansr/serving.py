@@ -40,7 +40,7 @@ class GeneratorService:
 
     def predict(self, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """Upscale every row; raise DataError naming the first row that holds no readable image."""
-        from gansr.style.layers import style_index
+        from gansr.models.layers import style_index
 
         if not isinstance(model_input, pd.DataFrame):
             raise DataError(f"expected a DataFrame with a '{PNG}' or '{PIXELS}' column, "

@@ -101,7 +101,7 @@ def _precision(setting: str) -> str:
 
 def _style_index(model: Any, style: str) -> int:
     """``--style`` as an index into the generator's styles: a name, a number, or none (0)."""
-    from gansr.style.layers import style_index
+    from gansr.models.layers import style_index
 
     try:
         return style_index(model, style)

@@ -1,4 +1,4 @@
-"""Saving a generator as a ``.keras`` archive whose bytes depend on the model alone.
+"""Saving a generator as a ``.keras`` archive whose bytes depend on the model alone, and reading what it needs.
 
 Keras stamps the time of saving into the archive (``metadata.json``'s
 ``date_saved`` and the zip entries' dates) and marks objects shared between
@@ -10,6 +10,7 @@ stamps out and numbers the shared objects in the order they appear.
 
 from __future__ import annotations
 
+import importlib
 import json
 import os
 import zipfile
@@ -39,6 +40,34 @@ def save_generator(model: keras.Model, path: Path) -> None:
             entry.compress_type, entry.external_attr = info.compress_type, info.external_attr
             archive.writestr(entry, data)
     os.replace(rewritten, path)
+
+
+def import_layer_modules(path: Path) -> None:
+    """Import the gansr modules whose layers the archive at ``path`` names, so Keras knows their classes.
+
+    A saved layer records the module of its class; Keras itself imports only
+    its own. Importing gansr's named modules here (and no other package's)
+    lets one loader read any generator without importing every kind of layer
+    in advance: a plain generator never pulls in the style branch's code.
+    """
+    with zipfile.ZipFile(path) as archive:
+        config = json.loads(archive.read("config.json"))
+    modules: set[str] = set()
+
+    def collect(node: object) -> None:
+        if isinstance(node, dict):
+            module = node.get("module")
+            if isinstance(module, str) and module.startswith("gansr."):
+                modules.add(module)
+            for value in node.values():
+                collect(value)
+        elif isinstance(node, list):
+            for item in node:
+                collect(item)
+
+    collect(config)
+    for module in sorted(modules):
+        importlib.import_module(module)
 
 
 def _numbered_shared_objects(config: object) -> object:

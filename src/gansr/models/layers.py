@@ -1,4 +1,4 @@
-"""Custom Keras layers the generator needs and Keras lacks.
+"""Custom Keras layers the generator needs and Keras lacks, and the switch of a generator with a style input.
 
 Registered as serializable so a saved ``.keras`` file reloads with
 ``safe_mode=True`` (no ``Lambda`` layers anywhere).
@@ -10,6 +10,8 @@ from typing import Any
 
 import keras
 import tensorflow as tf
+
+from gansr.errors import ConfigError
 
 
 class _IntegerUpscale(keras.layers.Layer):
@@ -94,3 +96,53 @@ class BicubicUpsample(_IntegerUpscale):
     def call(self, x: tf.Tensor) -> tf.Tensor:
         size = tf.shape(x)[1:3] * self.scale
         return tf.cast(tf.image.resize(x, size, method="bicubic"), x.dtype)
+
+
+@keras.saving.register_keras_serializable(package="gansr")
+class StyleSwitch(keras.layers.Layer):
+    """A style generator's output: the super-resolved image at style 0, the styled one otherwise.
+
+    A selection, not a blend, so style 0 is the super-resolution generator's
+    output bit for bit. ``names`` lists styles 1..N so the saved model knows them.
+    """
+
+    def __init__(self, names: list[str], **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.names = list(names)
+
+    def call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
+        sr, styled, style = inputs
+        chosen = tf.reshape(tf.cast(style, tf.int32), [-1, 1, 1, 1]) > 0
+        return tf.where(chosen, tf.cast(styled, sr.dtype), sr)
+
+    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
+        return input_shape[0]
+
+    def get_config(self) -> dict[str, Any]:
+        return {**super().get_config(), "names": self.names}
+
+
+def style_switch(generator: keras.Model) -> StyleSwitch | None:
+    """The generator's :class:`StyleSwitch`, or None for a plain generator."""
+    return next((layer for layer in generator.layers if isinstance(layer, StyleSwitch)), None)
+
+
+def style_names(generator: keras.Model) -> list[str]:
+    """The styles a generator knows (index 1, 2, …), or [] for a plain generator."""
+    switch = style_switch(generator)
+    return switch.names if switch else []
+
+
+def style_index(generator: keras.Model, style: str | int) -> int:
+    """A style given by name or number (1..N) as the generator's style index; 0/""/"none" = no style."""
+    names = style_names(generator)
+    style = str(style)
+    if style in ("", "none", "0"):
+        return 0
+    if not names:
+        raise ConfigError(f"style {style}: this generator has no styles (use the style generator)")
+    if style.isdigit() and 1 <= int(style) <= len(names):
+        return int(style)
+    if style in names:
+        return names.index(style) + 1
+    raise ConfigError(f"style {style}: unknown; this generator knows {', '.join(names)} (or 1-{len(names)})")

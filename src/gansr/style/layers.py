@@ -4,11 +4,10 @@
   photo looks most like the place it came from (style swap);
 - :class:`StyleModulation`: a per-style scale and shift of a feature map;
 - :class:`StyleComposite`: the swapped strokes with the photo's light and
-  shade at LR scale, refined by maps the style network draws;
-- :class:`StyleSwitch`: the super-resolved image at style 0, the styled one
-  otherwise, and the names of the styles.
+  shade at LR scale, refined by maps the style network draws.
 
-Every loader of generators imports this module, so it holds layers only:
+The switch between the super-resolved and the styled image, and the names
+of the styles, are the generator's (:class:`gansr.models.layers.StyleSwitch`);
 how the branch is wired is :mod:`gansr.style.network`.
 """
 
@@ -89,7 +88,8 @@ def swap_bank(image: np.ndarray, scale: int, patches: int) -> tuple[np.ndarray, 
     remapping, as in image analogies, Hertzmann et al. 2001); its colour is
     that LR pixel's; its detail is the style's HR patch of SPAN·scale pixels
     around it less what its LR image explains (the HR image minus the LR
-    image upsampled bicubically), D = (SPAN·scale)²·3 values. Detail free of
+    image upsampled bilinearly, as :class:`StyleSwap` upsamples the
+    colours), D = (SPAN·scale)²·3 values. Detail free of
     the LR pixel's own value carries no bump aligned with the LR grid, which
     patches chosen by that value would otherwise print as a grid.
     Candidates sit at evenly spaced LR pixels. Keys and colours are 8-bit
@@ -99,7 +99,7 @@ def swap_bank(image: np.ndarray, scale: int, patches: int) -> tuple[np.ndarray, 
     height, width = image.shape[0] // scale * scale, image.shape[1] // scale * scale
     hr = Image.fromarray(image[:height, :width])
     lr = hr.resize((width // scale, height // scale), Image.Resampling.BICUBIC)
-    explained = np.asarray(lr.resize((width, height), Image.Resampling.BICUBIC), np.float32)
+    explained = np.asarray(lr.resize((width, height), Image.Resampling.BILINEAR), np.float32)
     detail = (np.asarray(hr, np.float32) - explained) / 255.0
     lr = np.asarray(lr)
     y = lr.astype(np.float64) @ np.array(LUMA_WEIGHTS)
@@ -129,7 +129,7 @@ class StyleSwap(keras.layers.Layer):
     nearest are blended there, each weighted by
     exp(−(d − d_best) / (SOFTNESS + d_best)): a close match is copied, a
     neighbourhood the style has nothing like gets a mix. Their colours make
-    an LR image in the style's colours, upsampled bicubically; their detail
+    an LR image in the style's colours, upsampled bilinearly; their detail
     patches, SPAN LR pixels wide, overlap-add on top under a smooth window,
     so they meet without seams.
     The photo alone decides which patches go where: shift it and the strokes
@@ -154,9 +154,9 @@ class StyleSwap(keras.layers.Layer):
     def lr_reach(self) -> int:
         """LR pixels of context an output pixel depends on: the neighbourhood, then the widest of the rest.
 
-        The patches reach (SPAN − 1) / 2 LR pixels, the bicubic upsampling of the colours 2, the fade 1.
+        The patches reach (SPAN − 1) / 2 LR pixels, the upsampling of the colours and of the fade 1.
         """
-        return CONTEXT // 2 + 2
+        return CONTEXT // 2 + max((SPAN - 1) // 2, 1)
 
     def lr_floats(self) -> int:
         """Floats held per LR pixel while matching: every candidate's distance, the patches blended."""
@@ -191,7 +191,8 @@ class StyleSwap(keras.layers.Layer):
         detail = self._overlap_add(tf.einsum("bhwk,bhwkv->bhwv", weights, tf.gather(details, picked, batch_dims=1)))
         own_detail = off_plane(around)
         fade = tf.image.resize(own_detail / (own_detail + FLAT), tf.shape(detail)[1:3], "bilinear")
-        return tf.image.resize(colour, tf.shape(detail)[1:3], "bicubic") + fade * detail
+        # Bilinear: TFLite has no bicubic resize, and the colours are smooth at LR scale anyway.
+        return tf.image.resize(colour, tf.shape(detail)[1:3], "bilinear") + fade * detail
 
     def _overlap_add(self, patches: tf.Tensor) -> tf.Tensor:
         """[B, h, w, (SPAN·s)²·3] patches centred on each LR pixel's block → [B, h·s, w·s, 3], windowed.
@@ -302,53 +303,3 @@ class StyleComposite(keras.layers.Layer):
 
     def get_config(self) -> dict[str, Any]:
         return {**super().get_config(), "scale": self.scale, "shading": self.shading}
-
-
-@keras.saving.register_keras_serializable(package="gansr")
-class StyleSwitch(keras.layers.Layer):
-    """A style generator's output: the super-resolved image at style 0, the styled one otherwise.
-
-    A selection, not a blend, so style 0 is the super-resolution generator's
-    output bit for bit. ``names`` lists styles 1..N so the saved model knows them.
-    """
-
-    def __init__(self, names: list[str], **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.names = list(names)
-
-    def call(self, inputs: list[tf.Tensor]) -> tf.Tensor:
-        sr, styled, style = inputs
-        chosen = tf.reshape(tf.cast(style, tf.int32), [-1, 1, 1, 1]) > 0
-        return tf.where(chosen, tf.cast(styled, sr.dtype), sr)
-
-    def compute_output_shape(self, input_shape: list[tuple]) -> tuple:
-        return input_shape[0]
-
-    def get_config(self) -> dict[str, Any]:
-        return {**super().get_config(), "names": self.names}
-
-
-def style_switch(generator: keras.Model) -> StyleSwitch | None:
-    """The generator's :class:`StyleSwitch`, or None for a plain generator."""
-    return next((layer for layer in generator.layers if isinstance(layer, StyleSwitch)), None)
-
-
-def style_names(generator: keras.Model) -> list[str]:
-    """The styles a generator knows (index 1, 2, …), or [] for a plain generator."""
-    switch = style_switch(generator)
-    return switch.names if switch else []
-
-
-def style_index(generator: keras.Model, style: str | int) -> int:
-    """A style given by name or number (1..N) as the generator's style index; 0/""/"none" = no style."""
-    names = style_names(generator)
-    style = str(style)
-    if style in ("", "none", "0"):
-        return 0
-    if not names:
-        raise ConfigError(f"style {style}: this generator has no styles (use the style generator)")
-    if style.isdigit() and 1 <= int(style) <= len(names):
-        return int(style)
-    if style in names:
-        return names.index(style) + 1
-    raise ConfigError(f"style {style}: unknown; this generator knows {', '.join(names)} (or 1-{len(names)})")

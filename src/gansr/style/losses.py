@@ -33,13 +33,13 @@ SORTED_POSITIONS = 1024  # positions per feature map or image the texture and pa
 def fine_detail(images: tf.Tensor, scale: int) -> tf.Tensor:
     """The luma an LR image cannot hold, as grey RGB around 0.5: Y minus Y downscaled and upscaled again.
 
-    Antialiased bicubic down by ``scale`` and bicubic up, as
+    Antialiased bicubic down by ``scale`` and bilinear up, as
     :func:`~gansr.style.layers.swap_bank` splits a style's patches, so the
     texture loss compares the very band the style swap draws from the style.
     """
     y = luma(images)
     size = tf.shape(y)[1:3]
-    explained = tf.image.resize(tf.image.resize(y, size // scale, "bicubic", antialias=True), size, "bicubic")
+    explained = tf.image.resize(tf.image.resize(y, size // scale, "bicubic", antialias=True), size, "bilinear")
     return tf.repeat(y - explained + 0.5, 3, axis=-1)
 
 

@@ -16,7 +16,7 @@ trained jointly over the styles; the swap holds no trained weights, so the
 network starts from the swapped image, which is already in the style.
 
 Style 0 returns the super-resolved image untouched
-(:class:`~gansr.style.layers.StyleSwitch`). Every layer of the branch is
+(:class:`~gansr.models.layers.StyleSwitch`). Every layer of the branch is
 named ``style_*``, so training can freeze the rest.
 """
 
@@ -26,7 +26,8 @@ import keras
 import numpy as np
 
 from gansr.models.generator import super_resolve
-from gansr.style.layers import StyleComposite, StyleModulation, StyleSwap, StyleSwitch, style_switch
+from gansr.models.layers import StyleSwitch, style_switch
+from gansr.style.layers import StyleComposite, StyleModulation, StyleSwap
 
 PREFIX = "style_"
 MAPS = 4  # the detail gain and the RGB offset StyleComposite reads

@@ -21,7 +21,7 @@ from gansr import serving
 from gansr.imageio import encode_png
 from gansr.layout import GENERATOR_FILE
 from gansr.models.archive import save_generator
-from gansr.style.layers import style_names
+from gansr.models.layers import style_names
 
 MODEL_NAME = "generator"  # the logged model's name inside a run
 # Installed packages a loaded generator needs; mlflow itself is added by MLflow.
