@@ -71,8 +71,11 @@ def follow_measures(styles: dict[str, Render], unstyled: Render, pairs: list[Ima
                     scale: int) -> tuple[dict[str, dict], dict[str, list[bool]]]:
     """Per style: the shift, fixed-pattern and pan measures, and whether each image's style follows the photo.
 
-    An image's style follows when its even shift test passes and the style's
-    residuals on different photos share no pattern.
+    An image's style follows when its even shift test passes, the style's
+    residuals on different photos share no pattern, and on a pan (of the
+    first photo) it moves with the scene without flickering more than the
+    unstyled output: the shift and two-photo tests see fine detail only, the
+    pan also a smooth overlay.
     """
     report, follows = {}, {}
     for name, render in tqdm(styles.items(), desc="style follows the photo", leave=False):
@@ -86,7 +89,7 @@ def follow_measures(styles: dict[str, Render], unstyled: Render, pairs: list[Ima
             "pan_motion_error": pan.motion_error, "pan_flicker": pan.flicker,
             "pan_flicker_unstyled": pan.flicker_unstyled, "pan_follows": float(pan.follows),
         }
-        follows[name] = [s.follows and fixed <= MAX_FIXED for s in shifts[EVEN_SHIFT]]
+        follows[name] = [s.follows and fixed <= MAX_FIXED and pan.follows for s in shifts[EVEN_SHIFT]]
     return {name: {k: round(float(v), 4) for k, v in entry.items()} for name, entry in report.items()}, follows
 
 
