@@ -140,8 +140,8 @@ class StyleSwap(keras.layers.Layer):
     :data:`FLAT`).
 
     ``[lr, style]`` → the swapped HR image; style s uses bank s − 1 (style 0
-    uses the first bank; :class:`StyleSwitch` discards it). The banks are set
-    with :meth:`set_banks` after building, not trained.
+    uses the first bank; :class:`~gansr.models.layers.StyleSwitch` discards
+    it). The banks are set with :meth:`set_banks` after building, not trained.
     """
 
     def __init__(self, styles: int, patches: int, scale: int, **kwargs: Any) -> None:
@@ -191,7 +191,7 @@ class StyleSwap(keras.layers.Layer):
         detail = self._overlap_add(tf.einsum("bhwk,bhwkv->bhwv", weights, tf.gather(details, picked, batch_dims=1)))
         own_detail = off_plane(around)
         fade = tf.image.resize(own_detail / (own_detail + FLAT), tf.shape(detail)[1:3], "bilinear")
-        # Bilinear: TFLite has no bicubic resize, and the colours are smooth at LR scale anyway.
+        # Bilinear, as swap_bank splits colour from detail: TFLite has no bicubic resize.
         return tf.image.resize(colour, tf.shape(detail)[1:3], "bilinear") + fade * detail
 
     def _overlap_add(self, patches: tf.Tensor) -> tf.Tensor:
