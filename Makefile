@@ -47,8 +47,9 @@ shell: install
 	@echo "gansr: .venv is active in this shell; type exit to leave"
 	@VIRTUAL_ENV="$(CURDIR)/$(VENV)" exec "$${SHELL:-/bin/sh}" -i
 
+# The MLflow UI on the project's store; it prints the pages of the training runs and the registered model.
 ui: install
-	mlflow ui --backend-store-uri "sqlite:///$(CURDIR)/mlflow.db" --host 127.0.0.1 --port 5000
+	gansr ui
 
 # Re-pin every dependency after changing pyproject.toml.
 lock: install

@@ -3,17 +3,15 @@
 from __future__ import annotations
 
 import os
-import socket
 import subprocess
 import sys
-import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
 import keras
 import numpy as np
 import pytest
-import requests
+from local_servers import free_port, wait_until_healthy
 
 from gansr.models.generator import build_generator
 from gansr.style.network import build_styled_generator
@@ -58,9 +56,7 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     files only through HTTP.
     """
     folder = tmp_path_factory.mktemp("mlflow-server")
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     log = folder / "server.log"
     command = [str(Path(sys.executable).parent / "mlflow"), "server", "--host", "127.0.0.1", "--port", str(port),
                "--backend-store-uri", f"sqlite:///{folder / 'mlflow.db'}", "--serve-artifacts",
@@ -70,19 +66,10 @@ def mlflow_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     with log.open("w") as output:
         server = subprocess.Popen(command, cwd=folder, stdout=output, stderr=subprocess.STDOUT, env=environment)
     uri = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 120
     try:
-        while not _answers(uri):
-            assert server.poll() is None and time.monotonic() < deadline, log.read_text()[-3000:]
-            time.sleep(0.5)
+        wait_until_healthy(uri, server, lambda: log.read_text()[-3000:])
         yield uri
     finally:
         server.terminate()
         server.wait(timeout=30)
 
-
-def _answers(uri: str) -> bool:
-    try:
-        return requests.get(f"{uri}/health", timeout=2).ok
-    except requests.ConnectionError:
-        return False

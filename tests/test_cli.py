@@ -13,6 +13,7 @@ import pytest
 import tensorflow as tf
 from PIL import Image
 
+from gansr import layout
 from gansr.cli import main
 from gansr.inference import DEFAULT_OVERLAP, with_precision
 from gansr.models.generator import build_generator
@@ -130,9 +131,59 @@ def test_usage_errors_exit_2(capsys) -> None:
 
 
 def test_summary_before_any_run_says_what_to_do(tmp_path: Path, capsys) -> None:
+    (tmp_path / "params.yaml").write_text("scale: 4\n")
     with pytest.raises(SystemExit):
         main(["summary", "--root", str(tmp_path)])
     assert "run `dvc repro` first" in capsys.readouterr().err
+
+
+def test_summary_says_what_precision_each_phase_trained_in(tmp_path: Path, capsys) -> None:
+    (tmp_path / "params.yaml").write_text("scale: 4\n")
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "eval.json").write_text('{"scale": 4, "bicubic": {"y_psnr": 29.5, "ssim": 0.79}}')
+    for variant, precision in [("psnr", "float32"), ("gan", "float32"), ("style", "mixed_bfloat16")]:
+        (tmp_path / "models" / variant).mkdir(parents=True)
+        (tmp_path / "models" / variant / "training.json").write_text(f'{{"precision": "{precision}"}}')
+    main(["summary", "--root", str(tmp_path)])
+    assert "Trained in:        float32 (psnr, gan); mixed_bfloat16 (style); CPUs" in capsys.readouterr().out
+
+
+@pytest.fixture(scope="module")
+def project(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Path:
+    """A trained project: params.yaml, an exported generator and a psnr one, and a docs/ subfolder."""
+    root = tmp_path_factory.mktemp("project")
+    (root / "params.yaml").write_text("scale: 3\n")
+    (root / "docs").mkdir()
+    for folder in ("export", "psnr"):
+        (root / "models" / folder).mkdir(parents=True)
+        (root / "models" / folder / "generator.keras").write_bytes(model_path.read_bytes())
+    Image.new("RGB", (5, 4), "red").save(root / "docs" / "photo.png")
+    return root
+
+
+@pytest.mark.parametrize("model", [[], ["--model", "psnr"]])
+def test_upscale_from_a_subfolder_uses_the_project_above(project: Path, model: list[str]) -> None:
+    done = subprocess.run([str(Path(sys.executable).parent / "gansr"), "upscale", "photo.png", "big.png", *model],
+                          cwd=project / "docs", capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    with Image.open(project / "docs" / "big.png") as out:
+        assert out.size == (15, 12)
+
+
+def test_upscale_outside_any_project_uses_the_installed_one_or_root(project: Path, tmp_path: Path,
+                                                                     monkeypatch: pytest.MonkeyPatch,
+                                                                     capsys) -> None:
+    Image.new("RGB", (5, 4), "red").save(tmp_path / "photo.png")
+    monkeypatch.chdir(tmp_path)
+    upscale("photo.png", "by-root.png", "--root", project)
+    monkeypatch.setattr(layout, "INSTALLED_FROM", project)
+    upscale("photo.png", "installed.png", "--model", "psnr")
+    assert (tmp_path / "by-root.png").is_file() and (tmp_path / "installed.png").is_file()
+    monkeypatch.setattr(layout, "INSTALLED_FROM", tmp_path)  # a wheel install: no project to fall back on
+    assert exit_code("photo.png", "none.png") == 1
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and "no gansr project" in error and "pass --root" in error
+    assert not (tmp_path / "none.png").exists()
 
 
 def test_a_folder_is_mirrored_and_unreadable_files_are_skipped(tmp_path: Path, model_path: Path,

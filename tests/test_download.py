@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import io
 import re
-import socket
 import stat
 import tarfile
 import threading
@@ -17,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from local_servers import free_port
 from PIL import Image
 
 from gansr.config import DataConfig, parse_params
@@ -319,9 +319,7 @@ def test_missing_file_fails_at_once_naming_url_and_status(server, tmp_path):
 
 
 def test_server_down_fails_after_bounded_retries(tmp_path):
-    with socket.socket() as probe:  # a port nothing listens on
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = free_port()
     started = time.monotonic()
     with pytest.raises(DataError, match=f"127.0.0.1:{port}/x.zip: download failed after 3 attempts"):
         download(f"http://127.0.0.1:{port}/x.zip", "a" * 64, tmp_path / "cache", attempts=3, backoff_s=0.01)

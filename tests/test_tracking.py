@@ -17,6 +17,7 @@ import numpy as np
 import pandas as pd
 import pytest
 import yaml
+from local_servers import free_port
 from mlflow import MlflowClient
 
 from gansr import tracking
@@ -234,12 +235,6 @@ def test_run_tags_record_the_git_commit(monkeypatch: pytest.MonkeyPatch, tmp_pat
 
 def test_run_tags_outside_git_say_unknown(tmp_path: Path) -> None:
     assert tracking.run_tags(tmp_path)["git.commit"] == "unknown"
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 def test_unreachable_server_fails_fast_naming_it(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -5,9 +5,12 @@
                   [--precision auto|float32|float16|bfloat16]
     gansr info [--name NAME]
     gansr promote [--version N | --alias ALIAS] [--force] [--name NAME]
-    gansr summary [--root DIR]
+    gansr summary
+    gansr ui [--host HOST] [--port PORT]
 
-INPUT may be an image, a video (by extension) or a folder of both.
+INPUT may be an image, a video (by extension) or a folder of both. Every
+command takes ``--root DIR``, the project; without it, the project is found
+from any folder (:func:`gansr.layout.project_root`).
 
 Exit codes: 0 success; 1 a known error (unreadable input, missing model, no
 GPU for --device gpu, tracking server down, a promotion refused: one line on
@@ -25,9 +28,19 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gansr.errors import GansrError, exit_on_error
-from gansr.layout import EVAL_FILE, PARAMS_FILE, SAMPLES_PLOT, STYLE_SCORES_FILE, STYLES_PLOT, Layout, find_root
+from gansr.layout import (
+    EVAL_FILE,
+    EXPORTED_VARIANTS,
+    PARAMS_FILE,
+    SAMPLES_PLOT,
+    STYLE_SCORES_FILE,
+    STYLES_PLOT,
+    SUMMARY_FILE,
+    Layout,
+    project_root,
+)
 from gansr.quiet import quiet_tensorflow
-from gansr.upscale import DEFAULT_MODEL, upscale
+from gansr.upscale import upscale
 
 if TYPE_CHECKING:
     from gansr.config import TrackingConfig
@@ -39,15 +52,15 @@ EXIT_CODES = ("exit codes: 0 success, 1 a known error (one line on stderr), "
 def upscale_command(args: argparse.Namespace) -> None:
     """Upscale one image or video file, or every one in a folder into a mirrored output folder."""
     upscale(args.model, args.input, args.output, device=args.device, precision=args.precision, tile=args.tile,
-            overlap=args.overlap, style=args.style)
+            overlap=args.overlap, style=args.style, root=args.root)
 
 
 def info_command(args: argparse.Namespace) -> None:
     """Print the registered versions of the model as an aligned table."""
     from gansr import tracking
 
-    root = find_root()
-    cfg = _tracking_config(args.name)
+    root = project_root(args.root)
+    cfg = _tracking_config(root, args.name)
     versions = tracking.list_versions(root, cfg.registered_model)
     metrics = list(dict.fromkeys([cfg.champion_metric, "y_psnr", "ssim"]))
     header = ["version", "aliases", "run id", *metrics, "created"]
@@ -64,7 +77,8 @@ def promote_command(args: argparse.Namespace) -> None:
     """Move the champion alias to a version that beats the champion (or any, with --force)."""
     from gansr import tracking
 
-    result = tracking.promote(find_root(), _tracking_config(args.name),
+    root = project_root(args.root)
+    result = tracking.promote(root, _tracking_config(root, args.name),
                               version=args.version, alias=args.alias or tracking.CHALLENGER, force=args.force)
     print(result["decision"])
 
@@ -74,7 +88,7 @@ def summary_command(args: argparse.Namespace) -> None:
     from gansr.reporting import format_eval_table, format_style_scores
     from gansr.tracking import tracking_uri
 
-    root = Path(args.root).resolve()
+    root = project_root(args.root)
     layout = Layout.at(root)
     eval_file = layout.metrics / EVAL_FILE
     if not eval_file.is_file():
@@ -86,6 +100,9 @@ def summary_command(args: argparse.Namespace) -> None:
     if style_file.is_file():
         print("Style (texture and colour statistics training never sees): "
               + format_style_scores(json.loads(style_file.read_text())))
+    if precisions := _training_precisions(layout):
+        print(f"Trained in:        {precisions}; CPUs with and without native bfloat16 train in different "
+              "precisions, to other weights (README: Same inputs, same bytes)")
     plots = layout.plots.relative_to(root)
     print(f"Samples:           {plots / SAMPLES_PLOT}, {plots / STYLES_PLOT}")
     print(f"\nTracking store:    {tracking_uri(root)}")
@@ -97,14 +114,32 @@ def summary_command(args: argparse.Namespace) -> None:
     print(f"Registered model:  {registration['name']} version {registration['version']} "
           f"(aliases: {', '.join(registration['aliases']) or 'none'})")
     print(f"Promotion:         {registration['decision']}")
-    print("Open the MLflow UI: make ui   (then http://127.0.0.1:5000)")
+    print("MLflow UI:         make ui (or gansr ui) prints the pages of these runs and models, and serves them")
 
 
-def _tracking_config(name: str | None) -> TrackingConfig:
-    """The ``tracking`` section of the repository's params.yaml (defaults without one), ``--name`` applied."""
+def ui_command(args: argparse.Namespace) -> None:
+    """Serve the MLflow UI on the project's store, printing the pages of its training runs and registered model."""
+    from gansr import tracking
+
+    root = project_root(args.root)
+    tracking.open_ui(root, _tracking_config(root, None), args.host, args.port)
+
+
+def _training_precisions(layout: Layout) -> str:
+    """Each training phase's precision, as its ``training.json`` says: "float32 (psnr, gan, style)"."""
+    phases: dict[str, list[str]] = {}
+    for variant in EXPORTED_VARIANTS:
+        summary = layout.generator(variant).with_name(SUMMARY_FILE)
+        if summary.is_file():
+            phases.setdefault(json.loads(summary.read_text())["precision"], []).append(variant)
+    return "; ".join(f"{precision} ({', '.join(variants)})" for precision, variants in phases.items())
+
+
+def _tracking_config(root: Path, name: str | None) -> TrackingConfig:
+    """The ``tracking`` section of the project's params.yaml (defaults without one), ``--name`` applied."""
     from gansr.config import TrackingConfig, load_params
 
-    params_file = find_root() / PARAMS_FILE
+    params_file = root / PARAMS_FILE
     cfg = load_params(params_file).tracking if params_file.is_file() else TrackingConfig()
     return dataclasses.replace(cfg, registered_model=name) if name else cfg
 
@@ -142,27 +177,38 @@ def build_parser() -> argparse.ArgumentParser:
     """The argument parser, one subcommand per verb."""
     parser = argparse.ArgumentParser(
         prog="gansr",
-        description="GAN super-resolution: upscale images with a trained gansr generator, "
-                    "and list or promote the generators in the MLflow Model Registry.",
+        description="GAN super-resolution: upscale images with a trained gansr generator, list or promote "
+                    "the generators in the MLflow Model Registry, and open the MLflow UI on the training runs.",
         epilog=EXIT_CODES,
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    _add_upscale(sub)
+    project = argparse.ArgumentParser(add_help=False)
+    project.add_argument("--root", type=Path, metavar="DIR",
+                         help="the gansr project, the folder with params.yaml (default: the nearest at or above "
+                              "the current folder, else the one gansr was installed from)")
+    _add_upscale(sub, project)
     _add_registry_command(
-        sub, "info", info_command, "list the registered versions of the generator",
+        sub, project, "info", info_command, "list the registered versions of the generator",
         "List every registered version of the model: aliases, run id, test scores (from the version "
-        "tags) and creation time. Uses the repository's mlflow.db, or MLFLOW_TRACKING_URI when set.")
-    _add_promote(sub)
+        "tags) and creation time. Uses the project's mlflow.db, or MLFLOW_TRACKING_URI when set.")
+    _add_promote(sub, project)
     summary = sub.add_parser("summary", help="print the last pipeline run's results", epilog=EXIT_CODES,
-                             description="Print metrics, MLflow run and registered version.")
-    summary.add_argument("--root", default=".", help="repository root (default: current directory)")
+                             description="Print metrics, MLflow run and registered version.", parents=[project])
     summary.set_defaults(func=summary_command)
+    ui = sub.add_parser(
+        "ui", help="serve the MLflow UI on the training runs", epilog=EXIT_CODES, parents=[project],
+        description="Print the MLflow UI pages of the project's training runs and registered model, then serve "
+                    "the UI on the project's store (MLFLOW_TRACKING_URI when set; a server there is the UI "
+                    "itself, so nothing starts) until Ctrl-C.")
+    ui.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    ui.add_argument("--port", type=_count(1), default=5000, help="port to listen on (default: 5000)")
+    ui.set_defaults(func=ui_command)
     return parser
 
 
-def _add_upscale(sub: Any) -> None:
+def _add_upscale(sub: Any, project: argparse.ArgumentParser) -> None:
     up = sub.add_parser(
-        "upscale", help="upscale an image, a video, or a folder of them", epilog=EXIT_CODES,
+        "upscale", help="upscale an image, a video, or a folder of them", epilog=EXIT_CODES, parents=[project],
         description="Upscale INPUT by the generator's scale. An image becomes an RGB PNG. A video "
                     "(told by its extension) is upscaled frame by frame into a video at the same frame "
                     "rate with its audio kept (H.264 + AAC; VP9 + Opus for .webm). A folder INPUT is "
@@ -174,10 +220,10 @@ def _add_upscale(sub: Any) -> None:
                          "WebM, M4V) or folder of them")
     up.add_argument("output", type=Path, metavar="OUTPUT",
                     help="PNG file to write for an image, video file for a video, folder for a folder")
-    up.add_argument("--model", default=str(DEFAULT_MODEL), metavar="VARIANT|PATH|URI",
+    up.add_argument("--model", metavar="VARIANT|PATH|URI",
                     help="psnr, gan or style (the generator a training stage wrote), a .keras file, "
-                         "or a registry URI such as models:/gansr@champion "
-                         f"(default: {DEFAULT_MODEL}, the last exported generator)")
+                         "or a registry URI such as models:/gansr@champion (default: the project's "
+                         "models/export/generator.keras, the last exported generator)")
     up.add_argument("--style", default="none", metavar="NAME|INDEX",
                     help="render in this style (with --model style): a style name such as gravel, "
                          "or its index 1..N; default none")
@@ -199,19 +245,20 @@ def _add_upscale(sub: Any) -> None:
     up.set_defaults(func=upscale_command)
 
 
-def _add_registry_command(sub: Any, verb: str, func: Callable[[argparse.Namespace], None], summary: str,
+def _add_registry_command(sub: Any, project: argparse.ArgumentParser, verb: str,
+                          func: Callable[[argparse.Namespace], None], summary: str,
                           description: str) -> argparse.ArgumentParser:
     """A subcommand that works on one registered model, chosen with --name."""
-    parser = sub.add_parser(verb, help=summary, description=description, epilog=EXIT_CODES)
+    parser = sub.add_parser(verb, help=summary, description=description, epilog=EXIT_CODES, parents=[project])
     parser.add_argument("--name", help="registered model (default: tracking.registered_model in "
                                        "params.yaml, else gansr)")
     parser.set_defaults(func=func)
     return parser
 
 
-def _add_promote(sub: Any) -> None:
+def _add_promote(sub: Any, project: argparse.ArgumentParser) -> None:
     promote = _add_registry_command(
-        sub, "promote", promote_command, "move the champion alias to a better version",
+        sub, project, "promote", promote_command, "move the champion alias to a better version",
         "Move alias champion to a version if its tracking.champion_metric (params.yaml, default "
         "y_psnr) beats the current champion's by more than tracking.champion_margin. A version that "
         "does not is refused (exit 1) unless --force. The decision is printed with both scores and "

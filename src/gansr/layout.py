@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
+from gansr.errors import ConfigError
+
 VARIANTS = ("psnr", "gan")  # the generators scored against bicubic
 EXPORTED_VARIANTS = (*VARIANTS, "style")
 MAIN_VARIANT = "gan"  # models/export/generator.keras and the registered model tracking.registered_model
@@ -36,13 +38,32 @@ DVC_LOCK_FILE = "dvc.lock"
 ROOT_MARKERS = (PARAMS_FILE, PIPELINE_FILE)
 
 
-def find_root(start: Path | None = None) -> Path:
-    """The nearest directory at or above ``start`` (default: the CWD) holding params.yaml or dvc.yaml, else it."""
-    here = (start or Path.cwd()).resolve()
-    for folder in (here, *here.parents):
-        if any((folder / marker).is_file() for marker in ROOT_MARKERS):
+# src/gansr/layout.py -> the checkout gansr is installed from (`make install` installs it editable).
+INSTALLED_FROM = Path(__file__).resolve().parents[2]
+
+
+def project_root(root: Path | None = None) -> Path:
+    """The gansr project a command works on, found the same way by every command and stage.
+
+    ``root`` (a ``--root`` option) must hold params.yaml or dvc.yaml. Without
+    it: the nearest folder at or above the CWD that holds one (as git finds
+    its repository), else the checkout gansr was installed from, so the
+    ``gansr`` command works from any folder with the venv active.
+    """
+    if root is not None:
+        if not _is_project(root):
+            raise ConfigError(f"--root {root}: no {PARAMS_FILE} or {PIPELINE_FILE} there")
+        return root.resolve()
+    here = Path.cwd().resolve()
+    for folder in (here, *here.parents, INSTALLED_FROM):
+        if _is_project(folder):
             return folder
-    return here
+    raise ConfigError(f"no gansr project (a folder with {PARAMS_FILE} or {PIPELINE_FILE}) at or above {here}, "
+                      f"and gansr was not installed from one: pass --root with the project's folder")
+
+
+def _is_project(folder: Path) -> bool:
+    return any((folder / marker).is_file() for marker in ROOT_MARKERS)
 
 
 @dataclass(frozen=True)

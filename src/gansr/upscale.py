@@ -12,26 +12,25 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from gansr.errors import ConfigError, DataError, GansrError
-from gansr.layout import EXPORTED_VARIANTS, Layout
+from gansr.layout import EXPORTED_VARIANTS, Layout, project_root
 
 if TYPE_CHECKING:
     import keras
 
     from gansr.inference import Upscaler
 
-HERE = Layout.at(Path())  # gansr runs from the repository root, as dvc.yaml's stages do
-DEFAULT_MODEL = HERE.exported_generator
-# --model shortcuts: the generator each training stage wrote.
-VARIANT_MODELS = {name: HERE.generator(name) for name in EXPORTED_VARIANTS}
 REGISTRY_SCHEME = "models:/"  # --model models:/NAME@ALIAS loads from the MLflow Model Registry
 
 
-def upscale(model: str | Path, source: Path, target: Path, *, device: str = "auto", precision: str = "auto",
-            tile: int | None = None, overlap: int | None = None, style: str = "none") -> None:
+def upscale(model: str | Path | None, source: Path, target: Path, *, device: str = "auto",
+            precision: str = "auto", tile: int | None = None, overlap: int | None = None, style: str = "none",
+            root: Path | None = None) -> None:
     """Upscale ``source`` (an image, a video or a folder of them) into ``target``, reporting on stdout.
 
     ``model`` is a variant (psnr, gan, style), a ``.keras`` file or a registry
-    URI. A folder is mirrored into the folder ``target``; its unreadable files
+    URI; None is the generator the export stage wrote. Variants and registry
+    URIs are those of the project :func:`~gansr.layout.project_root` finds
+    from ``root``. A folder is mirrored into the folder ``target``; its unreadable files
     are skipped with one line each, and a :class:`DataError` at the end says
     how many.
     """
@@ -40,7 +39,7 @@ def upscale(model: str | Path, source: Path, target: Path, *, device: str = "aut
 
     from gansr.inference import Upscaler, with_precision
 
-    generator = _load(VARIANT_MODELS.get(str(model), model))
+    generator = _load(model, root)
     upscaler = Upscaler(with_precision(generator, _precision(precision)), tile, overlap,
                         style=_style_index(generator, style))
     if not source.is_dir():
@@ -60,14 +59,17 @@ def upscale(model: str | Path, source: Path, target: Path, *, device: str = "aut
         raise DataError(f"{failed} of {len(jobs)} files in {source} could not be read (listed above)")
 
 
-def _load(model: str | Path) -> keras.Model:
-    """The generator in a ``.keras`` file or behind a ``models:/name@alias`` registry URI."""
+def _load(model: str | Path | None, root: Path | None) -> keras.Model:
+    """The generator ``model`` names: the exported one (None), a variant's, a ``.keras`` file or a registry URI."""
     if str(model).startswith(REGISTRY_SCHEME):
         from gansr.tracking import load_registered_generator
 
-        return load_registered_generator(str(model))
+        return load_registered_generator(str(model), project_root(root))
     from gansr.inference import load_generator
 
+    if model is None or str(model) in EXPORTED_VARIANTS:
+        layout = Layout.at(project_root(root))
+        return load_generator(layout.exported_generator if model is None else layout.generator(str(model)))
     return load_generator(model)
 
 

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from gansr.config import Params, load_params
 from gansr.errors import GansrError, exit_on_error
-from gansr.layout import PARAMS_FILE, Layout
+from gansr.layout import PARAMS_FILE, Layout, project_root
 from gansr.quiet import quiet_tensorflow
 
 NAMES = ("download", "pairs", "validate", "pretrain", "train_gan", "train_style", "evaluate", "export")
@@ -22,15 +22,15 @@ QUIET_LOGGERS = ("mlflow", "alembic", "great_expectations", "absl", "h5py", "ten
 
 
 def run_stage(name: str, root: Path | None = None) -> None:
-    """Run stage ``name`` in the repository at ``root`` (default: here), turning errors into one line."""
+    """Run stage ``name`` in the project at ``root`` (default: the one found from here), errors as one line."""
     quiet_tensorflow()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
-    root = root or Path.cwd()
     with exit_on_error(f"gansr {name}"):
         if name not in NAMES:
             raise GansrError(f"no stage named {name!r}; the stages are {', '.join(NAMES)}")
+        root = project_root(root)
         params = load_params(root / PARAMS_FILE)
         check_inputs(params)
         importlib.import_module(f"gansr.stages.{name}").run(params, Layout.at(root))

@@ -28,7 +28,7 @@ from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from gansr.config import TrackingConfig
 from gansr.errors import TrackingError
-from gansr.layout import find_root
+from gansr.layout import project_root
 from gansr.tracking.packaging import log_generator
 from gansr.tracking.runs import run_tags
 from gansr.tracking.store import SQLITE, connect, is_server, mlflow_message, sqlite_file
@@ -93,7 +93,7 @@ def register_generator(
 
 def load_registered_generator(uri: str, root: Path | None = None) -> keras.Model:
     """Load a registered generator, e.g. ``models:/gansr@champion``, with Keras safe mode on."""
-    connect(root or find_root())
+    connect(root or project_root())
     # Download into a folder we own and delete: MLflow would otherwise leave a copy in /tmp.
     with tempfile.TemporaryDirectory(prefix="gansr-model-") as download:
         try:
