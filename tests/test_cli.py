@@ -15,9 +15,10 @@ from PIL import Image
 
 from gansr import layout
 from gansr.cli import main
-from gansr.inference import DEFAULT_OVERLAP, with_precision
+from gansr.inference import with_precision
 from gansr.models.generator import build_generator
 from gansr.style.network import build_styled_generator, set_style_images
+from gansr.tiling import DEFAULT_OVERLAP
 
 
 @pytest.fixture(scope="module")

@@ -12,7 +12,7 @@ import pytest
 from PIL import Image
 
 from gansr.errors import DataError
-from gansr.imageio import decode_rgb, read_faithful_rgb, read_image, read_rgb, sha256_file, write_png
+from gansr.imageio import decode_rgb, read_faithful_rgb, read_image, read_rgb, sha256_file, to_uint8, write_png
 
 
 def _save(image: Image.Image, path, **kwargs):
@@ -192,3 +192,7 @@ def test_errors_are_one_line(tmp_path):
     with pytest.raises(DataError) as info:
         read_rgb(path)
     assert "\n" not in str(info.value) and "bad.jpg" in str(info.value)
+
+
+def test_to_uint8_rounds_and_clips() -> None:
+    assert to_uint8(np.array([-0.1, 0.4 / 255, 1.6 / 255, 1.2])).tolist() == [0, 0, 2, 255]

@@ -14,17 +14,11 @@ import keras
 import numpy as np
 import pytest
 
-from gansr import inference
+from gansr import inference, tiling
 from gansr.errors import ConfigError, GansrError
-from gansr.inference import (
-    Upscaler,
-    _axis_windows,
-    auto_tile,
-    bicubic_upscale,
-    load_generator,
-    receptive_radius,
-)
+from gansr.inference import Upscaler, bicubic_upscale, load_generator, receptive_radius
 from gansr.models.generator import build_generator
+from gansr.tiling import auto_tile, axis_windows
 
 NOT_AN_ARCHIVE = "not a Keras model archive (corrupt or truncated?)"
 
@@ -148,12 +142,12 @@ def test_tiles_run_one_window_at_a_time(seamless, monkeypatch: pytest.MonkeyPatc
 def test_auto_tile_fits_the_window_in_the_budget(random_generator: Callable[..., keras.Model],
                                                  monkeypatch: pytest.MonkeyPatch) -> None:
     model = random_generator(scale=4)
-    window_bytes = 200 * 200 * inference.bytes_per_lr_pixel(model)
-    assert auto_tile(model, overlap=16, budget=window_bytes) == 200 - 2 * 16
-    assert auto_tile(model, overlap=16, budget=10**15) == inference.MAX_TILE
-    assert inference.MIN_TILE <= Upscaler(model).tile <= inference.MAX_TILE  # from the RAM free now
-    monkeypatch.setattr(inference, "memory_budget", lambda: 1000)  # a nearly full machine
-    assert Upscaler(model).tile == inference.MIN_TILE
+    per_pixel = inference.bytes_per_lr_pixel(model)
+    assert auto_tile(per_pixel, overlap=16, budget=200 * 200 * per_pixel) == 200 - 2 * 16
+    assert auto_tile(per_pixel, overlap=16, budget=10**15) == tiling.MAX_TILE
+    assert tiling.MIN_TILE <= Upscaler(model).tile <= tiling.MAX_TILE  # from the RAM free now
+    monkeypatch.setattr(tiling, "memory_budget", lambda: 1000)  # a nearly full machine
+    assert Upscaler(model).tile == tiling.MIN_TILE
 
 
 def test_an_image_that_fits_one_window_runs_in_one_pass(random_generator,
@@ -180,7 +174,7 @@ def test_a_styled_generator_upscales_in_the_chosen_style_tile_by_tile(random_gen
     none, ink, oil = (Upscaler(model, tile=1000, style=style)(image) for style in (0, 1, 2))
     assert not np.array_equal(none, ink) and not np.array_equal(ink, oil)
     upscale = Upscaler(model, tile=8, style=2)  # the default overlap: the receptive radius, at least 16
-    assert upscale.overlap == max(inference.DEFAULT_OVERLAP, receptive_radius(model))
+    assert upscale.overlap == max(tiling.DEFAULT_OVERLAP, receptive_radius(model))
     assert upscale.tile + 2 * upscale.overlap < 70
     assert np.abs(upscale(image).astype(int) - oil).max() <= 1
     with pytest.raises(ConfigError, match=re.escape("style must be 0 (none) to 2 for this generator, got 3")):
@@ -193,11 +187,11 @@ def test_the_style_swap_holds_its_match_scores_in_the_memory_estimate(random_gen
     assert inference.bytes_per_lr_pixel(styled) >= inference.bytes_per_lr_pixel(plain) + 4 * swap.lr_floats()
 
 def test_windows_keep_one_shape_shifted_inwards_at_the_edge() -> None:
-    windows = _axis_windows(100, 16, 5)
+    windows = axis_windows(100, 16, 5)
     assert [core for core, *_ in windows] == list(range(0, 100, 16))
     assert all(last - first == 26 for *_, first, last in windows)
     assert windows[-1] == (96, 100, 74, 100)
-    assert _axis_windows(20, 16, 5) == [(0, 20, 0, 20)]  # fits one window: one core
+    assert axis_windows(20, 16, 5) == [(0, 20, 0, 20)]  # fits one window: one core
 
 
 LOAD_IN_A_NEW_PROCESS = """

@@ -11,7 +11,6 @@ from gansr.metrics import (
     periodic_artifact,
     rgb_to_y,
     streak_excess,
-    to_uint8,
     y_psnr,
     y_ssim,
 )
@@ -54,10 +53,6 @@ def test_ssim_is_one_for_identical_and_lower_for_noisy() -> None:
 def test_shape_mismatch_is_refused() -> None:
     with pytest.raises(ValueError, match="shapes differ"):
         y_psnr(np.zeros((8, 8, 3), np.uint8), np.zeros((8, 9, 3), np.uint8), 0)
-
-
-def test_to_uint8_rounds_and_clips() -> None:
-    assert to_uint8(np.array([-0.1, 0.4 / 255, 1.6 / 255, 1.2])).tolist() == [0, 0, 2, 255]
 
 
 def test_detail_ratio_is_one_for_hr_below_for_blur_above_for_added_noise() -> None:

@@ -1,7 +1,7 @@
 """The ``gansr`` command: upscale images, list and promote registered generators.
 
     gansr upscale INPUT OUTPUT [--model psnr|gan|style|PATH|models:/NAME@ALIAS] [--style NAME|INDEX]
-                  [--tile N] [--overlap M] [--device cpu|gpu|auto]
+                  [--tile N] [--overlap M] [--runtime auto|tf|lite] [--device cpu|gpu|auto]
                   [--precision auto|float32|float16|bfloat16]
     gansr info [--name NAME]
     gansr promote [--version N | --alias ALIAS] [--force] [--name NAME]
@@ -40,7 +40,7 @@ from gansr.layout import (
     project_root,
 )
 from gansr.quiet import quiet_tensorflow
-from gansr.upscale import upscale
+from gansr.upscale import RUNTIMES, upscale
 
 if TYPE_CHECKING:
     from gansr.config import TrackingConfig
@@ -52,7 +52,7 @@ EXIT_CODES = ("exit codes: 0 success, 1 a known error (one line on stderr), "
 def upscale_command(args: argparse.Namespace) -> None:
     """Upscale one image or video file, or every one in a folder into a mirrored output folder."""
     upscale(args.model, args.input, args.output, device=args.device, precision=args.precision, tile=args.tile,
-            overlap=args.overlap, style=args.style, root=args.root)
+            overlap=args.overlap, style=args.style, root=args.root, runtime=args.runtime)
 
 
 def info_command(args: argparse.Namespace) -> None:
@@ -221,20 +221,25 @@ def _add_upscale(sub: Any, project: argparse.ArgumentParser) -> None:
     up.add_argument("output", type=Path, metavar="OUTPUT",
                     help="PNG file to write for an image, video file for a video, folder for a folder")
     up.add_argument("--model", metavar="VARIANT|PATH|URI",
-                    help="psnr, gan or style (the generator a training stage wrote), a .keras file, "
-                         "or a registry URI such as models:/gansr@champion (default: the project's "
-                         "models/export/generator.keras, the last exported generator)")
+                    help="psnr, gan or style (the generator a training stage wrote, as exported), a .keras "
+                         "or .tflite file, or a registry URI such as models:/gansr@champion (default: the "
+                         "project's exported GAN generator)")
     up.add_argument("--style", default="none", metavar="NAME|INDEX",
                     help="render in this style (with --model style): a style name such as gravel, "
                          "or its index 1..N; default none")
     up.add_argument("--tile", type=_count(1), metavar="N",
                     help="tile side in LR pixels (default: the largest that fits a quarter of free RAM, "
                          "64 to 1024; smaller images run whole)")
-    # 16 is gansr.inference.DEFAULT_OVERLAP, not imported here so --help stays fast (no TensorFlow).
+    # 16 is gansr.tiling.DEFAULT_OVERLAP, not imported here so --help stays fast (no TensorFlow).
     up.add_argument("--overlap", type=_count(0), metavar="M",
                     help="LR pixels of context around each tile (default: the generator's receptive "
                          "radius, at least 16: 2·blocks + 3 for super-resolution, more with the style "
                          "branch); below it, seams can show")
+    up.add_argument("--runtime", choices=RUNTIMES, default="auto",
+                    help="lite: LiteRT on the model's TFLite export (starts at once, CPU, float32); tf: "
+                         "TensorFlow; auto: lite for the exported generators (the default model, psnr, gan, "
+                         "style or a .tflite file) unless a GPU or --precision asks for TensorFlow, else tf "
+                         "(default: auto)")
     up.add_argument("--device", choices=("auto", "cpu", "gpu"), default="auto",
                     help="cpu: never touch a GPU; gpu: fail (exit 1) unless TensorFlow sees one; "
                          "auto: a GPU if there is one (default: auto)")

@@ -11,7 +11,10 @@ Every format takes images of any height and width: the SavedModel signature
 and the TFLite inputs are ``lr`` float32 (batch, H, W, 3) in [0, 1], plus
 ``style`` int32 (batch,) for a styled generator; the output is
 (batch, scale·H, scale·W, 3). A TFLite caller sets the size with
-``interpreter.resize_tensor_input`` before ``allocate_tensors``.
+``interpreter.resize_tensor_input`` before ``allocate_tensors``; TFLite
+files are checked with LiteRT (:class:`~gansr.lite.LiteGenerator`), the
+runtime ``gansr upscale`` uses, and get the ``generator.json`` beside
+them that this runtime reads (:func:`~gansr.lite.write_runtime_info`).
 
 TFLite has no bicubic resize among its built-in ops (``tf.ResizeBicubic``
 converts only as a Flex/Select-TF op, and the TensorFlow 2.21 wheel's
@@ -24,7 +27,6 @@ from __future__ import annotations
 
 import math
 import tempfile
-import warnings
 from collections.abc import Callable
 from pathlib import Path
 
@@ -34,7 +36,9 @@ import tensorflow as tf
 from tensorflow.core.protobuf import fingerprint_pb2
 
 from gansr.errors import GansrError
+from gansr.inference import bytes_per_lr_pixel, model_scale, receptive_radius
 from gansr.layout import EXPORT_FILES
+from gansr.lite import SERVING_SIGNATURE, LiteGenerator, write_runtime_info
 from gansr.models.archive import save_generator
 from gansr.models.layers import BicubicUpsample, style_names
 
@@ -42,7 +46,6 @@ from gansr.models.layers import BicubicUpsample, style_names
 # TFLite stores weights as float16 (11-bit mantissa); 2/255 is two grey levels of an 8-bit image.
 TOLERANCE = {"keras": 1e-5, "saved_model": 1e-5, "tflite": 2 / 255}
 CHECK_SHAPE = (2, 12, 10, 3)  # a small batch of two, not square, so a swapped H/W shows
-SERVING_SIGNATURE = "serving_default"
 # tf.ResizeBicubic looks up the cubic kernel in a table of this many steps (resize_bicubic_op.cc).
 _KERNEL_TABLE_SIZE = 1024
 _KEYS_A = -0.5  # Keys' cubic convolution parameter, as in tf.image.resize and MATLAB's imresize
@@ -62,6 +65,10 @@ def export_generator(model: keras.Model, folder: Path, formats: tuple[str, ...])
         path = folder / EXPORT_FILES[fmt]
         WRITERS[fmt](model, path)
         errors[fmt] = _check(path, expected, _reload_and_run(fmt, path, inputs), TOLERANCE[fmt])
+    if "tflite" in formats:  # what LiteRT's tiling needs to know and the flat buffer does not say
+        write_runtime_info(folder, {"scale": model_scale(model), "styles": style_names(model),
+                                    "receptive_radius": receptive_radius(model),
+                                    "bytes_per_lr_pixel": bytes_per_lr_pixel(model)})
     return errors
 
 
@@ -160,24 +167,7 @@ def _write_tflite(model: keras.Model, path: Path) -> None:
 
 
 def _run_tflite(path: Path, inputs: list[np.ndarray]) -> np.ndarray:
-    with warnings.catch_warnings():
-        # tf.lite.Interpreter warns that it moves to the ai-edge-litert package; it still works.
-        warnings.simplefilter("ignore", UserWarning)
-        interpreter = tf.lite.Interpreter(model_path=str(path))
-    feed = _feed(inputs)
-    details = {_tflite_name(d["name"]): d for d in interpreter.get_input_details()}
-    for name, value in feed.items():
-        interpreter.resize_tensor_input(details[name]["index"], value.shape)
-    interpreter.allocate_tensors()
-    for name, value in feed.items():
-        interpreter.set_tensor(details[name]["index"], value)
-    interpreter.invoke()
-    return interpreter.get_tensor(interpreter.get_output_details()[0]["index"])
-
-
-def _tflite_name(tensor_name: str) -> str:
-    """``serving_default_lr:0`` → ``lr``: the converter prefixes the signature's input names."""
-    return tensor_name.split(":")[0].removeprefix(f"{SERVING_SIGNATURE}_")
+    return LiteGenerator(path)(_feed(inputs))
 
 
 WRITERS: dict[str, Callable[[keras.Model, Path], None]] = {

@@ -32,6 +32,7 @@ STORE_FILE = "mlflow.db"  # the default MLflow store at the root, with its artif
 ARTIFACTS_DIR = "mlartifacts"
 # In each variant's folder under models/export/, by export format (export.formats).
 EXPORT_FILES = {"keras": GENERATOR_FILE, "saved_model": "saved_model", "tflite": "generator_fp16.tflite"}
+RUNTIME_INFO_FILE = "generator.json"  # beside them: scale, styles and tiling needs, for the light runtime
 PARAMS_FILE = "params.yaml"  # at the root, as are:
 PIPELINE_FILE = "dvc.yaml"
 DVC_LOCK_FILE = "dvc.lock"
@@ -114,6 +115,10 @@ class Layout:
         if variant not in EXPORTED_VARIANTS:
             raise ValueError(f"no variant named {variant!r}; the variants are {', '.join(EXPORTED_VARIANTS)}")
         return getattr(self, variant) / GENERATOR_FILE
+
+    def exported(self, variant: str, fmt: str) -> Path:
+        """``variant``'s export in format ``fmt`` (keras, saved_model, tflite), as the export stage wrote it."""
+        return self.export / variant / EXPORT_FILES[fmt]
 
     @property
     def exported_generator(self) -> Path:

@@ -110,11 +110,6 @@ def _band_power(y: np.ndarray, axis: int) -> np.ndarray:
     return np.array([power[band == b].sum() for b in range(len(STREAK_BANDS) - 1)])
 
 
-def to_uint8(image: np.ndarray | tf.Tensor) -> np.ndarray:
-    """Quantise a float image in [0, 1] to uint8, rounding as image writers do."""
-    return np.clip(np.rint(np.asarray(image, dtype=np.float64) * 255.0), 0, 255).astype(np.uint8)
-
-
 def _check_pair(sr: np.ndarray, hr: np.ndarray) -> None:
     if sr.shape != hr.shape:
         raise ValueError(f"image shapes differ: {sr.shape} vs {hr.shape}")

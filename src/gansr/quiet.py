@@ -40,6 +40,16 @@ def quiet_tensorflow() -> None:
 
 
 @contextmanager
+def native_messages_hidden() -> Iterator[None]:
+    """Hide what native code prints to file descriptor 2 meanwhile (LiteRT's delegate notices), unless opted out."""
+    if os.environ.get(OPT_OUT, "0") not in ("", "0"):
+        yield
+        return
+    with _stderr_silenced():
+        yield
+
+
+@contextmanager
 def _stderr_silenced() -> Iterator[None]:
     """Point file descriptor 2 at /dev/null for the duration (C libraries write there directly)."""
     sys.stderr.flush()

@@ -40,8 +40,6 @@ class GeneratorService:
 
     def predict(self, model_input: pd.DataFrame, params: dict[str, Any] | None = None) -> pd.DataFrame:
         """Upscale every row; raise DataError naming the first row that holds no readable image."""
-        from gansr.models.layers import style_index
-
         if not isinstance(model_input, pd.DataFrame):
             raise DataError(f"expected a DataFrame with a '{PNG}' or '{PIXELS}' column, "
                             f"got {type(model_input).__name__}")
@@ -49,7 +47,7 @@ class GeneratorService:
         for number, row in enumerate(model_input.to_dict("records")):
             image, as_png = _decode_row(row, number)
             style = row.get(STYLE)
-            index = style_index(self.upscaler.model, "" if _missing(style) else style)
+            index = self.upscaler.style_index("" if _missing(style) else style)
             sr = self.upscaler(image, style=index)
             rows.append({PNG: base64.b64encode(encode_png(sr)).decode("ascii")} if as_png
                         else {PIXELS: sr.tolist()})

@@ -1,7 +1,9 @@
 """``gansr upscale``: an image, a video or a folder of them, with a trained or registered generator.
 
-TensorFlow, the generator and the video codecs load only when an upscale
-runs, so ``gansr --help`` stays fast.
+The generator and the video codecs load only when an upscale runs, so
+``gansr --help`` stays fast. The exported generators run on LiteRT, which
+starts at once; TensorFlow loads only for what LiteRT cannot run: a GPU,
+reduced precision, a ``.keras`` file or a registry model.
 """
 
 from __future__ import annotations
@@ -9,43 +11,46 @@ from __future__ import annotations
 import sys
 from collections.abc import Callable
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from gansr.errors import ConfigError, DataError, GansrError
-from gansr.layout import EXPORTED_VARIANTS, Layout, project_root
+from gansr.layout import EXPORTED_VARIANTS, MAIN_VARIANT, RUNTIME_INFO_FILE, Layout, project_root
 
 if TYPE_CHECKING:
     import keras
 
-    from gansr.inference import Upscaler
+    from gansr.tiling import TiledUpscaler
 
 REGISTRY_SCHEME = "models:/"  # --model models:/NAME@ALIAS loads from the MLflow Model Registry
+RUNTIMES = ("auto", "tf", "lite")  # --runtime
+GPU_DEVICE_NODES = ("/dev/nvidia0", "/dev/dxg")  # an NVIDIA GPU on Linux, and under WSL
 
 
 def upscale(model: str | Path | None, source: Path, target: Path, *, device: str = "auto",
             precision: str = "auto", tile: int | None = None, overlap: int | None = None, style: str = "none",
-            root: Path | None = None) -> None:
+            root: Path | None = None, runtime: str = "auto") -> None:
     """Upscale ``source`` (an image, a video or a folder of them) into ``target``, reporting on stdout.
 
-    ``model`` is a variant (psnr, gan, style), a ``.keras`` file or a registry
-    URI; None is the generator the export stage wrote. Variants and registry
-    URIs are those of the project :func:`~gansr.layout.project_root` finds
-    from ``root``. A folder is mirrored into the folder ``target``; its unreadable files
+    ``model`` is a variant (psnr, gan, style), a ``.keras`` or ``.tflite``
+    file or a registry URI; None is the generator the export stage wrote.
+    Variants and registry URIs are those of the project
+    :func:`~gansr.layout.project_root` finds from ``root``. ``runtime``
+    (:func:`_runs_light`) picks LiteRT on the TFLite export or TensorFlow.
+    A folder is mirrored into the folder ``target``; its unreadable files
     are skipped with one line each, and a :class:`DataError` at the end says
     how many.
     """
-    _use_device(device)  # before TensorFlow builds anything
-    from tqdm import tqdm
-
-    from gansr.inference import Upscaler, with_precision
-
-    generator = _load(model, root)
-    upscaler = Upscaler(with_precision(generator, _precision(precision)), tile, overlap,
-                        style=_style_index(generator, style))
+    upscaler = _upscaler(model, root, runtime, device, precision, tile, overlap)
+    try:
+        upscaler.style = upscaler.style_index(style)
+    except ConfigError as exc:
+        raise ConfigError(f"--{exc}") from exc
     if not source.is_dir():
         output = target / _output_name(source) if target.is_dir() else target
         print(_upscale_file(upscaler, source, output, print))
         return
+    from tqdm import tqdm
+
     jobs = _folder_jobs(source, target)
     failed = 0
     for image, output in tqdm(jobs, desc="upscale", unit="file"):
@@ -57,6 +62,58 @@ def upscale(model: str | Path | None, source: Path, target: Path, *, device: str
     print(f"{target}: {len(jobs) - failed} of {len(jobs)} files upscaled ×{upscaler.scale}")
     if failed:
         raise DataError(f"{failed} of {len(jobs)} files in {source} could not be read (listed above)")
+
+
+def _upscaler(model: str | Path | None, root: Path | None, runtime: str, device: str, precision: str,
+              tile: int | None, overlap: int | None) -> TiledUpscaler:
+    """The upscaler ``model`` runs in: LiteRT on its TFLite export, or TensorFlow (:func:`_runs_light`)."""
+    light_file = _tflite_file(model, root)
+    if _runs_light(runtime, light_file, device, precision):
+        from gansr.lite import LiteUpscaler
+
+        return LiteUpscaler(light_file, tile, overlap)
+    if light_file is not None and str(model).endswith(".tflite"):
+        raise ConfigError(f"--model {model}: a TFLite file runs on --runtime lite, not tf")
+    _use_device(device)  # before TensorFlow builds anything
+    from gansr.inference import Upscaler, with_precision
+
+    return Upscaler(with_precision(_load(model, root), _precision(precision)), tile, overlap)
+
+
+def _runs_light(runtime: str, light_file: Path | None, device: str, precision: str) -> bool:
+    """Whether to run LiteRT: forced by ``--runtime lite``, else (auto) wherever TensorFlow brings nothing.
+
+    auto takes LiteRT when the model has a TFLite export with its runtime
+    info, no GPU is asked for or present, and ``--precision`` is left to
+    auto (LiteRT computes in float32 from the float16 weights).
+    """
+    if runtime == "tf":
+        return False
+    if runtime == "lite":
+        if light_file is None:
+            raise ConfigError("--runtime lite: this --model has no TFLite export "
+                              "(use a variant, the default model or a .tflite file)")
+        if device == "gpu" or precision not in ("auto", "float32"):
+            raise ConfigError("--runtime lite computes in float32 on the CPU: "
+                              "drop --device gpu and --precision, or use --runtime tf")
+        return True
+    return (light_file is not None and light_file.is_file()
+            and light_file.with_name(RUNTIME_INFO_FILE).is_file()
+            and device != "gpu" and precision == "auto" and not (device == "auto" and _gpu_present()))
+
+
+def _tflite_file(model: str | Path | None, root: Path | None) -> Path | None:
+    """The TFLite export of ``model`` (None: the main variant; a variant's; a .tflite file), else None."""
+    if str(model).endswith(".tflite"):
+        return Path(model)
+    if model is None or str(model) in EXPORTED_VARIANTS:
+        return Layout.at(project_root(root)).exported(MAIN_VARIANT if model is None else str(model), "tflite")
+    return None
+
+
+def _gpu_present() -> bool:
+    """Whether the machine has an NVIDIA GPU TensorFlow could use, told without importing TensorFlow."""
+    return any(Path(node).exists() for node in GPU_DEVICE_NODES)
 
 
 def _load(model: str | Path | None, root: Path | None) -> keras.Model:
@@ -101,16 +158,6 @@ def _precision(setting: str) -> str:
     return fastest_dtype(bool(tf.config.get_visible_devices("GPU"))) if setting == "auto" else setting
 
 
-def _style_index(model: Any, style: str) -> int:
-    """``--style`` as an index into the generator's styles: a name, a number, or none (0)."""
-    from gansr.models.layers import style_index
-
-    try:
-        return style_index(model, style)
-    except ConfigError as exc:
-        raise ConfigError(f"--{exc}") from exc
-
-
 def _output_name(source: Path) -> str:
     """The file name ``source``'s result gets in an output folder: a video keeps its name, an image turns PNG."""
     from gansr.video import is_video
@@ -118,7 +165,7 @@ def _output_name(source: Path) -> str:
     return source.name if is_video(source) else f"{source.stem}.png"
 
 
-def _upscale_file(upscaler: Upscaler, source: Path, target: Path, say: Callable[..., None]) -> str:
+def _upscale_file(upscaler: TiledUpscaler, source: Path, target: Path, say: Callable[..., None]) -> str:
     """Upscale ``source`` (a video or an image) into ``target``; notes go to ``say`` on stderr."""
     from gansr.video import is_video, upscale_video
 
@@ -127,9 +174,9 @@ def _upscale_file(upscaler: Upscaler, source: Path, target: Path, say: Callable[
     return _upscale_image(upscaler, source, target, say)
 
 
-def _upscale_image(upscaler: Upscaler, source: Path, target: Path, say: Callable[..., None]) -> str:
+def _upscale_image(upscaler: TiledUpscaler, source: Path, target: Path, say: Callable[..., None]) -> str:
     """Upscale ``source`` into the PNG ``target``; conversion notes go to ``say`` on stderr."""
-    from gansr.imageio import is_large, read_faithful_rgb, write_png
+    from gansr.imageio import FAST_PNG, is_large, read_faithful_rgb, write_png
 
     image, notes = read_faithful_rgb(source)
     height, width = image.shape[:2]
@@ -139,7 +186,7 @@ def _upscale_image(upscaler: Upscaler, source: Path, target: Path, say: Callable
     for note in notes:
         say(f"note: {source}: {note}", file=sys.stderr)
     upscaled = upscaler(image)
-    write_png(target, upscaled)
+    write_png(target, upscaled, FAST_PNG)
     return f"{target}: {image.shape[1]}×{image.shape[0]} → {upscaled.shape[1]}×{upscaled.shape[0]}"
 
 

@@ -2,7 +2,7 @@
 
 Frames are decoded and encoded by the ffmpeg binary that ships with
 imageio-ffmpeg, so no system ffmpeg is needed. Every frame goes through the
-same :class:`~gansr.inference.Upscaler` as a still image. The output keeps the
+same upscaler (:class:`~gansr.tiling.TiledUpscaler`) as a still image. The output keeps the
 input's frame rate and audio track: H.264 + AAC, or VP9 + Opus for WebM
 (which allows no other codecs), in yuv420p so every player shows it. It is
 written beside the output and renamed into place only once complete.
@@ -24,7 +24,7 @@ from gansr.atomic import atomic_path
 from gansr.errors import DataError
 
 if TYPE_CHECKING:
-    from gansr.inference import Upscaler
+    from gansr.tiling import TiledUpscaler
 
 VIDEO_SUFFIXES = frozenset({".mp4", ".mov", ".mkv", ".avi", ".webm", ".m4v"})
 
@@ -48,7 +48,7 @@ def is_video(path: Path) -> bool:
     return path.suffix.lower() in VIDEO_SUFFIXES
 
 
-def upscale_video(upscaler: Upscaler, source: Path, target: Path, say: Callable[..., None] = print) -> str:
+def upscale_video(upscaler: TiledUpscaler, source: Path, target: Path, say: Callable[..., None] = print) -> str:
     """Upscale every frame of ``source`` into the video ``target``; notes go to ``say`` on stderr.
 
     A yuv420p frame needs even sides: an odd upscaled side loses its last

@@ -11,8 +11,6 @@ from typing import Any
 import keras
 import tensorflow as tf
 
-from gansr.errors import ConfigError
-
 
 class _IntegerUpscale(keras.layers.Layer):
     """Base of layers that multiply height and width by an integer ``scale``."""
@@ -131,18 +129,3 @@ def style_names(generator: keras.Model) -> list[str]:
     """The styles a generator knows (index 1, 2, …), or [] for a plain generator."""
     switch = style_switch(generator)
     return switch.names if switch else []
-
-
-def style_index(generator: keras.Model, style: str | int) -> int:
-    """A style given by name or number (1..N) as the generator's style index; 0/""/"none" = no style."""
-    names = style_names(generator)
-    style = str(style)
-    if style in ("", "none", "0"):
-        return 0
-    if not names:
-        raise ConfigError(f"style {style}: this generator has no styles (use the style generator)")
-    if style.isdigit() and 1 <= int(style) <= len(names):
-        return int(style)
-    if style in names:
-        return names.index(style) + 1
-    raise ConfigError(f"style {style}: unknown; this generator knows {', '.join(names)} (or 1-{len(names)})")

@@ -1,0 +1,109 @@
+"""The light runtime: `gansr upscale` on LiteRT and the TFLite export, the same pixels without TensorFlow."""
+
+from __future__ import annotations
+
+import shutil
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+import keras
+import numpy as np
+import pytest
+from PIL import Image
+
+from gansr.cli import main
+from gansr.errors import GansrError
+from gansr.export import export_generator
+from gansr.inference import Upscaler
+from gansr.layout import RUNTIME_INFO_FILE, Layout
+from gansr.lite import LiteUpscaler
+
+pytestmark = pytest.mark.slow
+
+STYLES = ("gravel", "brick")
+TFLITE = "generator_fp16.tflite"
+
+
+@pytest.fixture(scope="module")
+def project(random_generator: Callable[..., keras.Model], tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A project whose export stage wrote a plain (gan) and a styled generator, keras and tflite."""
+    root = tmp_path_factory.mktemp("project")
+    (root / "params.yaml").write_text("scale: 2\n")
+    layout = Layout.at(root)
+    for name, model in {"gan": random_generator(7), "style": random_generator(8, styles=STYLES)}.items():
+        export_generator(model, layout.export / name, ("keras", "tflite"))
+        layout.generator(name).parent.mkdir(parents=True)
+        model.save(layout.generator(name))  # as its training stage wrote it
+    shutil.copy(layout.exported("gan", "keras"), layout.exported_generator)  # the default .keras model
+    return root
+
+
+def photo(height: int = 37, width: int = 53, seed: int = 0) -> np.ndarray:
+    return np.random.default_rng(seed).integers(0, 256, (height, width, 3), dtype=np.uint8)
+
+
+@pytest.mark.parametrize(("variant", "style"), [("gan", 0), ("style", 0), ("style", 2)])
+@pytest.mark.parametrize("tile", [None, 16])
+def test_lite_gives_the_tensorflow_pixels_within_the_export_tolerance(project: Path, variant: str, style: int,
+                                                                      tile: int | None) -> None:
+    layout = Layout.at(project)
+    lite = LiteUpscaler(layout.exported(variant, "tflite"), tile=tile, style=style)
+    full = Upscaler(keras.saving.load_model(layout.generator(variant)), tile=tile, style=style)
+    assert (lite.scale, lite.style_names, lite.overlap, lite.tile) == (
+        full.scale, full.style_names, full.overlap, full.tile)
+    got, expected = lite(photo()), full(photo())
+    assert got.shape == expected.shape == (74, 106, 3)
+    difference = np.abs(got.astype(int) - expected.astype(int))
+    assert 0 < difference.max() <= 2  # float16 weights: two grey levels at most, as the export check allows
+    if style:
+        assert not np.array_equal(got, lite(photo(), style=0))  # the style is fed to the model
+
+
+def test_the_cli_on_lite_imports_no_tensorflow(project: Path, tmp_path: Path) -> None:
+    Image.fromarray(photo()).save(tmp_path / "in.png")
+    check = ("import sys; from gansr.cli import main; main(sys.argv[1:]); "
+             "loaded = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
+             "assert not loaded, f'imported {loaded}'")
+    for args in ([], ["--model", "style", "--style", "brick"], ["--runtime", "lite"]):
+        done = subprocess.run([sys.executable, "-c", check, "upscale", "in.png", "out.png", "--root", str(project),
+                               *args], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        with Image.open(tmp_path / "out.png") as out:
+            assert out.size == (106, 74)
+    done = subprocess.run([sys.executable, "-c", check, "upscale", "in.png", "out.png", "--root", str(project),
+                           "--runtime", "tf"], cwd=tmp_path, capture_output=True, text=True, timeout=300)
+    assert "imported ['tensorflow', 'keras']" in done.stderr  # the control: the check sees TensorFlow
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--runtime", "lite", "--model", "{keras}"], "--runtime lite: this --model has no TFLite export"),
+    (["--runtime", "lite", "--precision", "float16"], "--runtime lite computes in float32 on the CPU"),
+    (["--runtime", "tf", "--model", "{tflite}"], "a TFLite file runs on --runtime lite, not tf"),
+    (["--model", "style", "--style", "oil"], "--style oil: unknown; this generator knows gravel, brick"),
+])
+def test_runtime_and_style_mistakes_are_one_line_exit_1(project: Path, tmp_path: Path, capsys,
+                                                         args: list[str], message: str) -> None:
+    Image.fromarray(photo()).save(tmp_path / "in.png")
+    layout = Layout.at(project)
+    args = [a.format(keras=layout.generator("gan"), tflite=layout.exported("gan", "tflite")) for a in args]
+    with pytest.raises(SystemExit) as exit_info:
+        main(["upscale", str(tmp_path / "in.png"), str(tmp_path / "out.png"), "--root", str(project), *args])
+    assert exit_info.value.code == 1
+    error = capsys.readouterr().err.strip()
+    assert "\n" not in error and message in error
+    assert not (tmp_path / "out.png").exists()
+
+
+def test_a_damaged_export_is_named_in_one_line(project: Path, tmp_path: Path) -> None:
+    folder = tmp_path / "gan"
+    folder.mkdir()
+    source = Layout.at(project).exported("gan", "tflite")
+    (folder / TFLITE).write_bytes(source.read_bytes()[:1000])
+    (folder / RUNTIME_INFO_FILE).write_bytes(source.with_name(RUNTIME_INFO_FILE).read_bytes())
+    with pytest.raises(GansrError, match=f"{folder / TFLITE}: not a loadable TFLite model"):
+        LiteUpscaler(folder / TFLITE)
+    (folder / RUNTIME_INFO_FILE).unlink()
+    with pytest.raises(GansrError, match=f"no {RUNTIME_INFO_FILE} beside the TFLite generator in {folder}"):
+        LiteUpscaler(folder / TFLITE)
