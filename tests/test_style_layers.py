@@ -9,7 +9,7 @@ import tensorflow as tf
 
 from gansr.config import StyleConfig
 from gansr.errors import ConfigError
-from gansr.models.layers import style_index
+from gansr.inference import Upscaler
 from gansr.style.images import load_styles
 from gansr.style.layers import (
     CONTEXT,
@@ -99,11 +99,12 @@ def test_the_composite_takes_its_share_of_the_photos_light() -> None:
 def test_a_style_is_named_or_numbered_and_an_unknown_one_says_which_exist() -> None:
     model = build_styled_generator(SCALE, 4, 1, ("ink", "oil"), style_channels=4, style_blocks=1, patches=16,
                                    shading=0.5)
-    assert [style_index(model, s) for s in ("none", "0", "", "ink", "2")] == [0, 0, 0, 1, 2]
+    upscaler = Upscaler(model)
+    assert [upscaler.style_index(s) for s in ("none", "0", "", "ink", "2")] == [0, 0, 0, 1, 2]
     with pytest.raises(ConfigError, match="style gouache: unknown; this generator knows ink, oil"):
-        style_index(model, "gouache")
+        upscaler.style_index("gouache")
     with pytest.raises(ConfigError, match="style 3: unknown"):
-        style_index(model, 3)
+        upscaler.style_index(3)
 
 
 PAINTINGS = Path(__file__).resolve().parents[2] / "shared" / "styles"  # beside the repository, as CI has it
