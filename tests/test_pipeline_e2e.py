@@ -169,8 +169,11 @@ def test_cli_upscales_with_exported_and_registered_generator(repo: Path) -> None
         assert out.mode == "RGB" and out.size == (56, 40)
     result = run(repo, "gansr", "upscale", "small.png", "champion.png", "--model", "models:/gansr@champion")
     assert result.returncode == 0, result.stderr
-    exported = np.asarray(Image.open(repo / "out.png"))
-    assert np.array_equal(exported, np.asarray(Image.open(repo / "champion.png")))
+    champion = np.asarray(Image.open(repo / "champion.png")).astype(int)
+    # The default ran on LiteRT (float16 weights); TensorFlow on the same export gives the champion's pixels.
+    assert np.abs(np.asarray(Image.open(repo / "out.png")).astype(int) - champion).max() <= 2
+    assert run(repo, "gansr", "upscale", "small.png", "tf.png", "--runtime", "tf").returncode == 0
+    assert np.array_equal(np.asarray(Image.open(repo / "tf.png")), champion)
 
 
 def test_a_teammate_pulls_data_and_models_from_a_dvc_remote(repo: Path, tmp_path: Path) -> None:
