@@ -10,7 +10,7 @@ losses) next to the GAN step (generator, discriminator, pixel + perceptual
 
 Inference: one ``--size`` LR image (default 960×540, ×4 → 3840×2160, 4K UHD)
 upscaled by the plain generator and by the style generator in a style,
-each as `gansr upscale` runs it (tiles chosen from free RAM, the overlap
+each as `gansr upscale` runs it (tiles fitted to the memory budget, the overlap
 each model needs), best of ``--repeats``; the ratio is the branch's cost.
 
 Weights and the style swap's candidates are random (speed does not depend
@@ -85,8 +85,8 @@ def training_paths(params, policy: str) -> list[TrainPath]:
     return paths
 
 
-def inference_seconds(model: keras.Model, image: np.ndarray, style: int, repeats: int) -> tuple[float, int]:
-    """Best wall time of upscaling ``image`` as `gansr upscale` would, and the tile used."""
+def inference_seconds(model: keras.Model, image: np.ndarray, style: int, repeats: int) -> tuple[float, str]:
+    """Best wall time of upscaling ``image`` as `gansr upscale` would, and its cores (height×width)."""
     upscale = Upscaler(model, style=style)
     upscale(image[:64, :64])  # trace once: the timing is steady-state speed
     best = float("inf")
@@ -94,7 +94,7 @@ def inference_seconds(model: keras.Model, image: np.ndarray, style: int, repeats
         started = time.perf_counter()
         upscale(image)
         best = min(best, time.perf_counter() - started)
-    return best, upscale.tile
+    return best, "×".join(map(str, upscale.tiles(*image.shape[:2])))
 
 
 def main() -> None:
@@ -136,8 +136,8 @@ def main() -> None:
     megapixels = width * height * params.scale**2 / 1e6
     print(f"inference: {width}×{height} → {width * params.scale}×{height * params.scale}, float32, "
           f"best of {args.repeats}")
-    print(f"  super-resolution {sr_seconds:>6.2f} s ({megapixels / sr_seconds:.2f} MP/s, tile {sr_tile})")
-    print(f"  + style branch   {style_seconds:>6.2f} s ({megapixels / style_seconds:.2f} MP/s, tile {style_tile}): "
+    print(f"  super-resolution {sr_seconds:>6.2f} s ({megapixels / sr_seconds:.2f} MP/s, cores {sr_tile})")
+    print(f"  + style branch   {style_seconds:>6.2f} s ({megapixels / style_seconds:.2f} MP/s, cores {style_tile}): "
           f"{style_seconds / sr_seconds:.2f}× the time")
 
 

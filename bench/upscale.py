@@ -1,18 +1,21 @@
-"""Speed and peak memory of upscaling 960×540 ×4 to 3840×2160 (4K UHD) on the CPU, on each runtime.
+"""`gansr upscale` on each runtime: cold start, 960×540 → 4K, and steady-state speed, side by side.
 
-    python bench/upscale.py [--model models/export/gan] [--tile 256] [--size 960x540]
+    python bench/upscale.py [--repeats 3] [--model models/export/gan] [--tile 256]
 
-Three ways on each runtime (TensorFlow on ``generator.keras``, LiteRT on
-``generator_fp16.tflite``), each in a fresh Python process so each peak RSS
-is its own: untiled (one forward pass over the whole image), auto (what
-`gansr upscale` does by default: the tile chosen from free RAM, untiled when
-the image fits one window) and tiled (``--tile`` LR pixels, the default
-overlap). ``--model`` is an export folder holding both files; without one
-(or when it is missing) only TensorFlow runs, on the default-size generator
-(48 channels × 6 blocks, ×4) with random weights: speed and memory do not
-depend on the weights. Prints output megapixels/s (best of ``--repeats``),
-peak RSS, the RSS before the upscale, and the memory per LR pixel of the
-largest forward pass next to the estimate that sizes auto tiles.
+1. As a user runs it: the installed ``gansr`` command in a fresh process,
+   on LiteRT and on TensorFlow, for the GAN generator and the style
+   generator in one style, on a 320×320 photo (the cold start) and on a
+   960×540 one upscaled to 3840×2160 (4K UHD), with the default tiles.
+   Prints the median wall time (shell prompt to written PNG) and the peak
+   RSS of the command's process (from ``wait4``, the kernel's own count).
+2. Steady state: the GAN export's forward passes in-process, after a
+   warm-up, untiled (one pass over the whole image), auto (the tiles fitted
+   under the default memory budget) and tiled (``--tile`` LR pixels
+   square). Prints output megapixels/s (best of ``--repeats``), peak RSS,
+   and the memory per LR pixel of the largest window next to the estimate
+   that sizes the tiles.
+
+Needs the exported generators (`dvc repro`). Everything runs on the CPU.
 """
 
 from __future__ import annotations
@@ -21,38 +24,72 @@ import argparse
 import json
 import os
 import resource
+import statistics
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
 import _quiet  # noqa: F401  (first: quiets TensorFlow before anything loads it)
+from PIL import Image
+from skimage.data import astronaut
 
-MODES = ("untiled", "auto", "tiled")
-RUNTIMES = ("tf", "lite")
+GANSR = Path(sys.executable).with_name("gansr")
+RUNTIMES = ("lite", "tf")
+MODELS = {"gan": [], "style (gravel)": ["--model", "style", "--style", "gravel"]}
 KERAS, TFLITE = "generator.keras", "generator_fp16.tflite"
+CPU_ONLY = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
+
+
+def command_figures(command: list[str], repeats: int) -> tuple[float, float]:
+    """Median wall seconds and largest peak RSS (MiB) of ``command`` run ``repeats`` times in fresh processes."""
+    seconds, peaks = [], []
+    for _ in range(repeats):
+        started = time.perf_counter()
+        process = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=CPU_ONLY)
+        _, status, usage = os.wait4(process.pid, 0)
+        seconds.append(time.perf_counter() - started)
+        if status:
+            sys.exit(f"{' '.join(command)} failed:\n{process.stderr.read().decode().strip()}")
+        peaks.append(usage.ru_maxrss / 1024)  # Linux reports KiB
+    return statistics.median(seconds), max(peaks)
+
+
+def as_a_user_runs_it(repeats: int) -> None:
+    """Section 1: the command's wall time and peak RSS per model, runtime and photo size."""
+    with tempfile.TemporaryDirectory(prefix="gansr-bench-") as tmp:
+        photos = {"320²": Path(tmp) / "small.png", "960×540 → 4K": Path(tmp) / "large.png"}
+        Image.fromarray(astronaut()[:320, 96:416]).save(photos["320²"])
+        Image.fromarray(astronaut()).resize((960, 540), Image.Resampling.LANCZOS).save(photos["960×540 → 4K"])
+        output = str(Path(tmp) / "out.png")
+        tf_import, _ = command_figures([sys.executable, "-c", "import tensorflow"], repeats)
+        print(f"1. gansr upscale as a user runs it: CPU ({os.cpu_count()} cores), median of {repeats} fresh processes")
+        print(f"{'model':<16} {'photo':<14} {'runtime':<8} {'seconds':>8} {'peak RSS':>9}")
+        for model, extra in MODELS.items():
+            for photo_name, photo in photos.items():
+                for runtime in RUNTIMES:
+                    seconds, peak = command_figures(
+                        [str(GANSR), "upscale", str(photo), output, "--runtime", runtime, *extra], repeats)
+                    print(f"{model:<16} {photo_name:<14} {runtime:<8} {seconds:>8.2f} {peak:>5.0f} MiB")
+        print(f"(`import tensorflow` alone: {tf_import:.2f} s)\n")
 
 
 def worker(args: argparse.Namespace) -> dict:
-    """Run one runtime and mode (``--worker RUNTIME:MODE``) in this process; its figures."""
+    """Section 2 in this process, for ``--worker RUNTIME:MODE``: steady-state speed and memory."""
     import numpy as np
 
     runtime, mode = args.worker.split(":")
-    width, height = args.size
-    tile = {"untiled": max(width, height), "auto": None, "tiled": args.tile}[mode]
-    exported = (args.model / KERAS).is_file()
+    tile = {"untiled": max(args.size), "auto": None, "tiled": args.tile}[mode]
     if runtime == "lite":
         from gansr.lite import LiteUpscaler
 
         upscale = LiteUpscaler(args.model / TFLITE, tile=tile)
-        estimate = upscale.bytes_per_lr_pixel
     else:
-        from gansr.inference import Upscaler, bytes_per_lr_pixel, load_generator
-        from gansr.models.generator import build_generator
+        from gansr.inference import Upscaler, load_generator
 
-        model = load_generator(args.model / KERAS) if exported else build_generator(4, 48, 6)
-        upscale = Upscaler(model, tile=tile)
-        estimate = bytes_per_lr_pixel(model)
+        upscale = Upscaler(load_generator(args.model / KERAS), tile=tile)
+    width, height = args.size
     upscale(np.zeros((32, 32, 3), np.uint8))  # trace once: the timing is steady-state speed
     image = np.random.default_rng(0).integers(0, 256, (height, width, 3), dtype=np.uint8)
     before = _peak_rss()
@@ -61,13 +98,11 @@ def worker(args: argparse.Namespace) -> dict:
         started = time.perf_counter()
         sr = upscale(image)
         seconds.append(time.perf_counter() - started)
-    peak = _peak_rss()
-    window = min(height, upscale.tile + 2 * upscale.overlap) * min(width, upscale.tile + 2 * upscale.overlap)
-    return {"runtime": runtime, "mode": mode, "tile": upscale.tile if upscale.tile < max(width, height) else None,
-            "mp_s": sr.shape[0] * sr.shape[1] / min(seconds) / 1e6, "seconds": min(seconds),
-            "peak_mib": peak / 2**20, "before_mib": before / 2**20,
-            "measured": (peak - before) / window, "estimate": estimate,
-            "model": str(args.model) if exported else "random 48ch × 6 blocks"}
+    core_height, core_width = upscale.tiles(height, width)
+    windows = (min(height, core_height + 2 * upscale.overlap), min(width, core_width + 2 * upscale.overlap))
+    return {"runtime": runtime, "mode": mode, "window": "×".join(map(str, windows[::-1])),
+            "mp_s": sr.shape[0] * sr.shape[1] / min(seconds) / 1e6, "peak_mib": _peak_rss() / 2**20,
+            "measured": (_peak_rss() - before) / (windows[0] * windows[1]), "estimate": upscale.bytes_per_lr_pixel}
 
 
 def _peak_rss() -> int:
@@ -75,14 +110,22 @@ def _peak_rss() -> int:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 
 
-def run_mode(case: str, argv: list[str]) -> dict:
-    """One ``RUNTIME:MODE`` in a fresh interpreter on the CPU only, its figures read from its last stdout line."""
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": ""}
-    done = subprocess.run([sys.executable, __file__, *argv, "--worker", case],
-                          capture_output=True, text=True, env=env, check=False)
-    if done.returncode:
-        sys.exit(f"{case} failed:\n{done.stderr.strip()}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
+def steady_state(args: argparse.Namespace) -> None:
+    """Section 2: each runtime and tiling in a fresh interpreter, so each peak RSS is its own."""
+    width, height = args.size
+    argv = ["--model", str(args.model), "--tile", str(args.tile), "--size", f"{width}x{height}",
+            "--repeats", str(args.repeats)]
+    print(f"2. Steady state, {args.model}: {width}×{height} → {width * 4}×{height * 4}, best of {args.repeats}")
+    print(f"{'runtime':<8} {'mode':<8} {'window':>9} {'out MP/s':>9} {'peak RSS':>9} {'B/LR px':>8} {'estimate':>9}")
+    for runtime in RUNTIMES:
+        for mode in ("untiled", "auto", "tiled"):
+            done = subprocess.run([sys.executable, __file__, *argv, "--worker", f"{runtime}:{mode}"],
+                                  capture_output=True, text=True, env=CPU_ONLY, check=False)
+            if done.returncode:
+                sys.exit(f"{runtime}:{mode} failed:\n{done.stderr.strip()}")
+            r = json.loads(done.stdout.strip().splitlines()[-1])
+            print(f"{runtime:<8} {mode:<8} {r['window']:>9} {r['mp_s']:>9.2f} {r['peak_mib']:>5.0f} MiB "
+                  f"{r['measured']:>8.0f} {r['estimate']:>9}")
 
 
 def size(text: str) -> tuple[int, int]:
@@ -93,29 +136,18 @@ def size(text: str) -> tuple[int, int]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", type=Path, default=Path("models/export/gan"),
-                        help="export folder with generator.keras and generator_fp16.tflite (default: the "
-                             "exported GAN generator's; else TensorFlow on a random default-size generator)")
+                        help="export folder with generator.keras and generator_fp16.tflite for section 2 "
+                             "(default: the exported GAN generator's)")
     parser.add_argument("--tile", type=int, default=256, help="tile side in LR pixels for the tiled mode")
-    parser.add_argument("--size", type=size, default=(960, 540), help="LR width×height (default 960x540)")
-    parser.add_argument("--repeats", type=int, default=3, help="upscales per mode; the fastest counts")
+    parser.add_argument("--size", type=size, default=(960, 540), help="LR width×height in section 2 (960x540)")
+    parser.add_argument("--repeats", type=int, default=3, help="runs of each case (default 3)")
     parser.add_argument("--worker", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.worker:
         print(json.dumps(worker(args)))
         return
-    width, height = args.size
-    argv = ["--model", str(args.model), "--tile", str(args.tile), "--size", f"{width}x{height}",
-            "--repeats", str(args.repeats)]
-    runtimes = RUNTIMES if (args.model / TFLITE).is_file() else RUNTIMES[:1]
-    results = [run_mode(f"{runtime}:{mode}", argv) for runtime in runtimes for mode in MODES]
-    print(f"{results[0]['model']}, {width}×{height} → {width * 4}×{height * 4}, "
-          f"CPU ({os.cpu_count()} cores), best of {args.repeats}")
-    print(f"{'runtime':<8} {'mode':<8} {'tile':>5} {'out MP/s':>9} {'seconds':>8} {'peak RSS':>9} {'before':>7} "
-          f"{'B/LR px':>8} {'estimate':>9}")
-    for r in results:
-        print(f"{r['runtime']:<8} {r['mode']:<8} {r['tile'] or '-':>5} {r['mp_s']:>9.2f} {r['seconds']:>8.2f} "
-              f"{r['peak_mib']:>5.0f} MiB {r['before_mib']:>3.0f} MiB "
-              f"{r['measured']:>8.0f} {r['estimate']:>9}")
+    as_a_user_runs_it(args.repeats)
+    steady_state(args)
 
 
 if __name__ == "__main__":

@@ -18,7 +18,7 @@ from gansr import inference, tiling
 from gansr.errors import ConfigError, GansrError
 from gansr.inference import Upscaler, bicubic_upscale, load_generator, receptive_radius
 from gansr.models.generator import build_generator
-from gansr.tiling import auto_tile, axis_windows
+from gansr.tiling import axis_windows, fitted_tiles
 
 NOT_AN_ARCHIVE = "not a Keras model archive (corrupt or truncated?)"
 
@@ -139,15 +139,38 @@ def test_tiles_run_one_window_at_a_time(seamless, monkeypatch: pytest.MonkeyPatc
     assert windows == [(1, 22, 22, 3)] * (5 * 7)
 
 
-def test_auto_tile_fits_the_window_in_the_budget(random_generator: Callable[..., keras.Model],
-                                                 monkeypatch: pytest.MonkeyPatch) -> None:
+def test_fitted_tiles_take_the_fewest_pixels_of_windows_that_fit_the_budget() -> None:
+    # 960×540 in windows of at most 240 k pixels: three full-height strips of 352 (1.1× the image's pixels),
+    # where square 256 cores would run 4 × 3 windows of 288² (1.9×).
+    assert fitted_tiles(540, 960, 16, 240_000) == (540, 320)
+    assert fitted_tiles(1080, 1920, 16, 240_000) == (540, 384)  # 2 × 5 windows of 572 × 416
+    assert fitted_tiles(540, 960, 16, 540 * 960) == (540, 960)  # fits: one pass
+    # Nothing fits: the smallest cores of at least MIN_TILE (64), 540 = 8 rows of 68 by 960 = 15 columns of 64.
+    assert fitted_tiles(540, 960, 16, 1000) == (68, tiling.MIN_TILE)
+
+
+def test_the_memory_budget_sizes_the_windows(random_generator: Callable[..., keras.Model],
+                                             monkeypatch: pytest.MonkeyPatch) -> None:
     model = random_generator(scale=4)
     per_pixel = inference.bytes_per_lr_pixel(model)
-    assert auto_tile(per_pixel, overlap=16, budget=200 * 200 * per_pixel) == 200 - 2 * 16
-    assert auto_tile(per_pixel, overlap=16, budget=10**15) == tiling.MAX_TILE
-    assert tiling.MIN_TILE <= Upscaler(model).tile <= tiling.MAX_TILE  # from the RAM free now
-    monkeypatch.setattr(tiling, "memory_budget", lambda: 1000)  # a nearly full machine
-    assert Upscaler(model).tile == tiling.MIN_TILE
+    upscale = Upscaler(model, max_memory=20)
+    assert upscale.max_window == 20 * 2**20 // per_pixel
+    windows = record_windows(upscale, monkeypatch)
+    image = np.random.default_rng(1).integers(0, 256, (200, 300, 3), dtype=np.uint8)
+    assert np.abs(upscale(image).astype(int) - Upscaler(model, tile=1000)(image)).max() <= 1
+    assert len(windows) > 1 and all(h * w <= upscale.max_window for _, h, w, _ in windows)
+    monkeypatch.setattr(tiling.psutil, "virtual_memory", lambda: type("Memory", (), {"available": 2**40}))
+    assert tiling.memory_budget() == tiling.DEFAULT_MAX_MEMORY_MIB * 2**20  # however much RAM is free
+    monkeypatch.setattr(tiling.psutil, "virtual_memory", lambda: type("Memory", (), {"available": 2**30}))
+    assert tiling.memory_budget() == 2**28  # a quarter of free RAM, if that is less
+
+
+def test_a_budget_below_the_smallest_window_is_refused(random_generator: Callable[..., keras.Model]) -> None:
+    model = random_generator(scale=4, blocks=6)
+    with pytest.raises(ConfigError, match=r"max_memory 1 MiB is below the \d+ MiB this generator needs"):
+        Upscaler(model, max_memory=1)
+    with pytest.raises(ConfigError, match="max_memory must be > 0 MiB"):
+        Upscaler(model, max_memory=0)
 
 
 def test_an_image_that_fits_one_window_runs_in_one_pass(random_generator,

@@ -13,10 +13,12 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from gansr import tracking
 from gansr.cli import main
+from gansr.config import TrackingConfig
 from gansr.errors import GansrError
 from gansr.export import export_generator
-from gansr.inference import Upscaler
+from gansr.inference import Upscaler, load_generator
 from gansr.layout import RUNTIME_INFO_FILE, Layout
 from gansr.lite import LiteUpscaler
 
@@ -24,6 +26,7 @@ pytestmark = pytest.mark.slow
 
 STYLES = ("gravel", "brick")
 TFLITE = "generator_fp16.tflite"
+REGISTERED, KERAS_ONLY = "gansr", "gansr-keras-only"
 
 
 @pytest.fixture(scope="module")
@@ -37,6 +40,18 @@ def project(random_generator: Callable[..., keras.Model], tmp_path_factory: pyte
         layout.generator(name).parent.mkdir(parents=True)
         model.save(layout.generator(name))  # as its training stage wrote it
     shutil.copy(layout.exported("gan", "keras"), layout.exported_generator)  # the default .keras model
+    # Registered as the export stage does (with the TFLite files), and as versions before it did (without).
+    (root / "dvc.lock").write_text("schema: '2.0'\nstages: {}\n")
+    lite_files = [layout.exported("gan", "tflite"), layout.exported("gan", "tflite").with_name(RUNTIME_INFO_FILE)]
+    with pytest.MonkeyPatch.context() as mp:
+        mp.delenv("MLFLOW_TRACKING_URI", raising=False)
+        mp.chdir(root)
+        for name, lite in ((REGISTERED, lite_files), (KERAS_ONLY, [])):
+            cfg = TrackingConfig(experiment="lite", registered_model=name)
+            with tracking.start_run(root, cfg.experiment, run_name=name) as run:
+                run_id = run.info.run_id
+            tracking.register_generator(load_generator(layout.generator("gan")), run_id, {"y_psnr": 30.0}, cfg,
+                                        root, lite)
     return root
 
 
@@ -53,6 +68,7 @@ def test_lite_gives_the_tensorflow_pixels_within_the_export_tolerance(project: P
     full = Upscaler(keras.saving.load_model(layout.generator(variant)), tile=tile, style=style)
     assert (lite.scale, lite.style_names, lite.overlap, lite.tile) == (
         full.scale, full.style_names, full.overlap, full.tile)
+    assert lite.bytes_per_lr_pixel > 2 * full.bytes_per_lr_pixel  # LiteRT's arena holds more: smaller windows
     got, expected = lite(photo()), full(photo())
     assert got.shape == expected.shape == (74, 106, 3)
     difference = np.abs(got.astype(int) - expected.astype(int))
@@ -66,7 +82,8 @@ def test_the_cli_on_lite_imports_no_tensorflow(project: Path, tmp_path: Path) ->
     check = ("import sys; from gansr.cli import main; main(sys.argv[1:]); "
              "loaded = [m for m in ('tensorflow', 'keras') if m in sys.modules]; "
              "assert not loaded, f'imported {loaded}'")
-    for args in ([], ["--model", "style", "--style", "brick"], ["--runtime", "lite"]):
+    for args in ([], ["--model", "style", "--style", "brick"], ["--runtime", "lite"],
+                 ["--model", f"models:/{REGISTERED}@champion"]):
         done = subprocess.run([sys.executable, "-c", check, "upscale", "in.png", "out.png", "--root", str(project),
                                *args], cwd=tmp_path, capture_output=True, text=True, timeout=300)
         assert done.returncode == 0, done.stderr
@@ -77,11 +94,29 @@ def test_the_cli_on_lite_imports_no_tensorflow(project: Path, tmp_path: Path) ->
     assert "imported ['tensorflow', 'keras']" in done.stderr  # the control: the check sees TensorFlow
 
 
+def test_a_registered_model_runs_on_lite_and_on_tensorflow(project: Path, tmp_path: Path) -> None:
+    Image.fromarray(photo()).save(tmp_path / "in.png")
+    outputs = {}
+    for name, runtime in ((REGISTERED, "auto"), (REGISTERED, "tf"), (KERAS_ONLY, "auto")):
+        output = tmp_path / f"{name}-{runtime}.png"
+        main(["upscale", str(tmp_path / "in.png"), str(output), "--root", str(project),
+              "--model", f"models:/{name}@champion", "--runtime", runtime])
+        outputs[name, runtime] = np.asarray(Image.open(output)).astype(int)
+    exported = LiteUpscaler(Layout.at(project).exported("gan", "tflite"))(photo())
+    assert np.array_equal(outputs[REGISTERED, "auto"], exported)  # LiteRT on the registered TFLite file
+    assert np.array_equal(outputs[REGISTERED, "tf"], outputs[KERAS_ONLY, "auto"])  # a Keras-only version: TF
+    assert 0 < np.abs(outputs[REGISTERED, "auto"] - outputs[REGISTERED, "tf"]).max() <= 2
+
+
 @pytest.mark.parametrize(("args", "message"), [
+    (["--runtime", "lite", "--model", f"models:/{KERAS_ONLY}@champion"],
+     "--runtime lite: this --model has no TFLite export"),
     (["--runtime", "lite", "--model", "{keras}"], "--runtime lite: this --model has no TFLite export"),
     (["--runtime", "lite", "--precision", "float16"], "--runtime lite computes in float32 on the CPU"),
     (["--runtime", "tf", "--model", "{tflite}"], "a TFLite file runs on --runtime lite, not tf"),
     (["--model", "style", "--style", "oil"], "--style oil: unknown; this generator knows gravel, brick"),
+    (["--max-memory", "1"], "max_memory 1 MiB is below the 9 MiB this generator needs"),
+    (["--tile", "64", "--max-memory", "100"], "--tile and --max-memory: give one"),
 ])
 def test_runtime_and_style_mistakes_are_one_line_exit_1(project: Path, tmp_path: Path, capsys,
                                                          args: list[str], message: str) -> None:

@@ -12,6 +12,7 @@ from mlflow import MlflowClient
 
 from gansr import tracking
 from gansr.config import TrackingConfig
+from gansr.tracking import registry
 
 pytestmark = pytest.mark.slow
 
@@ -28,14 +29,15 @@ from pathlib import Path
 from gansr import tracking
 from gansr.config import TrackingConfig
 from gansr.models.generator import build_generator
+from gansr.tracking import registry
 
 base, me, other, score = Path(sys.argv[1]), sys.argv[2], sys.argv[3], float(sys.argv[4])
-read_champion = tracking.registry._champion
+read_champion = registry._champion
 def slow_champion(*args):  # a slow store: widens the read-to-set window a race needs
     found = read_champion(*args)
     time.sleep(0.5)
     return found
-tracking.registry._champion = slow_champion
+registry._champion = slow_champion
 model = build_generator(2, 4, 1)
 for folder in sorted(base.glob("round*")):
     store = json.loads((folder / "store.json").read_text())
@@ -114,5 +116,5 @@ def test_a_lost_race_on_a_server_is_repaired_after_setting(
     # As if both had read "no champion": the worse one claims and moves the alias last.
     client.set_model_version_tag(CFG.registered_model, str(worse), tracking.PROMOTION_TAG, "champion: raced")
     client.set_registered_model_alias(CFG.registered_model, tracking.CHAMPION, str(worse))
-    tracking.registry._converge_champion(client, CFG.registered_model, CFG.champion_metric, since=None)
+    registry._converge_champion(client, CFG.registered_model, CFG.champion_metric, since=None)
     assert int(client.get_model_version_by_alias(CFG.registered_model, tracking.CHAMPION).version) == better

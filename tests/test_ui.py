@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -16,6 +17,7 @@ from mlflow import MlflowClient
 
 from gansr import tracking
 from gansr.config import TrackingConfig
+from gansr.tracking.ui import MODEL_TRAINING_VIEW
 
 RUN_NAME = "psnr-run-to-find"  # a run name no MLflow page shows unless it lists the runs
 BROWSERS = ("chromium-headless-shell", "chromium", "google-chrome", "chrome")
@@ -73,8 +75,10 @@ def served_ui(project: Path) -> Iterator[dict[str, str]]:
         wait_until_healthy(f"http://127.0.0.1:{port}", ui, lambda: f"gansr ui printed {pages} but never answered")
         yield pages
     finally:
-        ui.terminate()
+        ui.terminate()  # as a supervisor stops it: the server it started stops too, freeing the port
         ui.wait(timeout=30)
+    with pytest.raises(OSError):
+        socket.create_connection(("127.0.0.1", port), timeout=5).close()
 
 
 @pytest.mark.slow
@@ -83,7 +87,7 @@ def test_the_printed_runs_page_shows_the_runs_in_a_real_browser(served_ui: dict[
     runs = served_ui["Training runs"]
     assert RUN_NAME in _rendered_text(runs, tmp_path / "runs.png")
     # The control: the experiment's page without the view parameter opens on GenAI traces, no runs listed.
-    genai = _rendered_text(runs.removesuffix(f"runs?{tracking.ui.MODEL_TRAINING_VIEW}"), tmp_path / "genai.png")
+    genai = _rendered_text(runs.removesuffix(f"runs?{MODEL_TRAINING_VIEW}"), tmp_path / "genai.png")
     assert "Traces" in genai and RUN_NAME not in genai
     assert "gansr" in _rendered_text(served_ui["Registered model"], tmp_path / "model.png")
 

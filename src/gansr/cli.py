@@ -1,7 +1,7 @@
 """The ``gansr`` command: upscale images, list and promote registered generators.
 
     gansr upscale INPUT OUTPUT [--model psnr|gan|style|PATH|models:/NAME@ALIAS] [--style NAME|INDEX]
-                  [--tile N] [--overlap M] [--runtime auto|tf|lite] [--device cpu|gpu|auto]
+                  [--tile N | --max-memory MIB] [--overlap M] [--runtime auto|tf|lite] [--device cpu|gpu|auto]
                   [--precision auto|float32|float16|bfloat16]
     gansr info [--name NAME]
     gansr promote [--version N | --alias ALIAS] [--force] [--name NAME]
@@ -52,7 +52,7 @@ EXIT_CODES = ("exit codes: 0 success, 1 a known error (one line on stderr), "
 def upscale_command(args: argparse.Namespace) -> None:
     """Upscale one image or video file, or every one in a folder into a mirrored output folder."""
     upscale(args.model, args.input, args.output, device=args.device, precision=args.precision, tile=args.tile,
-            overlap=args.overlap, style=args.style, root=args.root, runtime=args.runtime)
+            overlap=args.overlap, style=args.style, root=args.root, runtime=args.runtime, max_memory=args.max_memory)
 
 
 def info_command(args: argparse.Namespace) -> None:
@@ -228,8 +228,13 @@ def _add_upscale(sub: Any, project: argparse.ArgumentParser) -> None:
                     help="render in this style (with --model style): a style name such as gravel, "
                          "or its index 1..N; default none")
     up.add_argument("--tile", type=_count(1), metavar="N",
-                    help="tile side in LR pixels (default: the largest that fits a quarter of free RAM, "
-                         "64 to 1024; smaller images run whole)")
+                    help="square tile side in LR pixels (default: tiles fitted to each image under "
+                         "--max-memory; images that fit run whole)")
+    # 768 is gansr.tiling.DEFAULT_MAX_MEMORY_MIB.
+    up.add_argument("--max-memory", type=_count(1), metavar="MIB",
+                    help="memory one forward pass may use, in MiB: less runs smaller tiles, more runs "
+                         "faster (default: 768, or a quarter of free RAM if less; a 960×540 → 4K upscale "
+                         "then peaks under 1 GiB)")
     # 16 is gansr.tiling.DEFAULT_OVERLAP, not imported here so --help stays fast (no TensorFlow).
     up.add_argument("--overlap", type=_count(0), metavar="M",
                     help="LR pixels of context around each tile (default: the generator's receptive "

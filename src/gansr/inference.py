@@ -130,9 +130,9 @@ class Upscaler(TiledUpscaler):
     """
 
     def __init__(self, model: keras.Model, tile: int | None = None, overlap: int | None = None,
-                 style: int = 0) -> None:
+                 style: int = 0, max_memory: int | None = None) -> None:
         super().__init__(model_scale(model), style_names(model), receptive_radius(model), bytes_per_lr_pixel(model),
-                         tile, overlap, style)
+                         tile, overlap, style, max_memory)
         self.model = model
         styled = len(model.inputs) > 1
 

@@ -2,19 +2,21 @@
 
 The generator and the video codecs load only when an upscale runs, so
 ``gansr --help`` stays fast. The exported generators run on LiteRT, which
-starts at once; TensorFlow loads only for what LiteRT cannot run: a GPU,
-reduced precision, a ``.keras`` file or a registry model.
+starts at once, and so do registered models exported with them;
+TensorFlow loads only for what LiteRT cannot run: a GPU, reduced precision
+or a ``.keras`` file.
 """
 
 from __future__ import annotations
 
 import sys
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from gansr.errors import ConfigError, DataError, GansrError
-from gansr.layout import EXPORTED_VARIANTS, MAIN_VARIANT, RUNTIME_INFO_FILE, Layout, project_root
+from gansr.layout import EXPORT_FILES, EXPORTED_VARIANTS, MAIN_VARIANT, RUNTIME_INFO_FILE, Layout, project_root
 
 if TYPE_CHECKING:
     import keras
@@ -28,7 +30,7 @@ GPU_DEVICE_NODES = ("/dev/nvidia0", "/dev/dxg")  # an NVIDIA GPU on Linux, and u
 
 def upscale(model: str | Path | None, source: Path, target: Path, *, device: str = "auto",
             precision: str = "auto", tile: int | None = None, overlap: int | None = None, style: str = "none",
-            root: Path | None = None, runtime: str = "auto") -> None:
+            root: Path | None = None, runtime: str = "auto", max_memory: int | None = None) -> None:
     """Upscale ``source`` (an image, a video or a folder of them) into ``target``, reporting on stdout.
 
     ``model`` is a variant (psnr, gan, style), a ``.keras`` or ``.tflite``
@@ -36,11 +38,15 @@ def upscale(model: str | Path | None, source: Path, target: Path, *, device: str
     Variants and registry URIs are those of the project
     :func:`~gansr.layout.project_root` finds from ``root``. ``runtime``
     (:func:`_runs_light`) picks LiteRT on the TFLite export or TensorFlow.
+    Tiles are ``tile`` LR pixels square, else fitted to each image under
+    ``max_memory`` MiB per forward pass (:mod:`gansr.tiling`).
     A folder is mirrored into the folder ``target``; its unreadable files
     are skipped with one line each, and a :class:`DataError` at the end says
     how many.
     """
-    upscaler = _upscaler(model, root, runtime, device, precision, tile, overlap)
+    if tile is not None and max_memory is not None:
+        raise ConfigError("--tile and --max-memory: give one (a fixed tile does not depend on memory)")
+    upscaler = _upscaler(model, root, runtime, device, precision, tile, overlap, max_memory)
     try:
         upscaler.style = upscaler.style_index(style)
     except ConfigError as exc:
@@ -65,19 +71,40 @@ def upscale(model: str | Path | None, source: Path, target: Path, *, device: str
 
 
 def _upscaler(model: str | Path | None, root: Path | None, runtime: str, device: str, precision: str,
-              tile: int | None, overlap: int | None) -> TiledUpscaler:
+              tile: int | None, overlap: int | None, max_memory: int | None) -> TiledUpscaler:
     """The upscaler ``model`` runs in: LiteRT on its TFLite export, or TensorFlow (:func:`_runs_light`)."""
-    light_file = _tflite_file(model, root)
+    tiling = {"tile": tile, "overlap": overlap, "max_memory": max_memory}
+    if not str(model).startswith(REGISTRY_SCHEME):
+        return _upscaler_of(model, _tflite_file(model, root), lambda: _load(model, root), runtime, device,
+                            precision, tiling)
+    from gansr.tracking import download_model
+
+    # Download into a folder we own and delete: MLflow would otherwise leave a copy in /tmp.
+    with tempfile.TemporaryDirectory(prefix="gansr-model-") as download:
+        local = download_model(str(model), project_root(root), Path(download))
+
+        def registered() -> keras.Model:
+            from gansr.tracking.registry import load_downloaded_generator
+
+            return load_downloaded_generator(local, str(model))
+
+        return _upscaler_of(model, next(local.glob(f"data/**/{EXPORT_FILES['tflite']}"), None), registered,
+                            runtime, device, precision, tiling)
+
+
+def _upscaler_of(model: str | Path | None, light_file: Path | None, keras_model: Callable[[], keras.Model],
+                 runtime: str, device: str, precision: str, tiling: dict[str, int | None]) -> TiledUpscaler:
+    """LiteRT on ``light_file`` where :func:`_runs_light` says so, else TensorFlow on ``keras_model()``."""
     if _runs_light(runtime, light_file, device, precision):
         from gansr.lite import LiteUpscaler
 
-        return LiteUpscaler(light_file, tile, overlap)
+        return LiteUpscaler(light_file, **tiling)
     if light_file is not None and str(model).endswith(".tflite"):
         raise ConfigError(f"--model {model}: a TFLite file runs on --runtime lite, not tf")
     _use_device(device)  # before TensorFlow builds anything
     from gansr.inference import Upscaler, with_precision
 
-    return Upscaler(with_precision(_load(model, root), _precision(precision)), tile, overlap)
+    return Upscaler(with_precision(keras_model(), _precision(precision)), **tiling)
 
 
 def _runs_light(runtime: str, light_file: Path | None, device: str, precision: str) -> bool:
@@ -91,8 +118,8 @@ def _runs_light(runtime: str, light_file: Path | None, device: str, precision: s
         return False
     if runtime == "lite":
         if light_file is None:
-            raise ConfigError("--runtime lite: this --model has no TFLite export "
-                              "(use a variant, the default model or a .tflite file)")
+            raise ConfigError("--runtime lite: this --model has no TFLite export (use a variant, the default "
+                              "model, a .tflite file or a model registered with its TFLite export)")
         if device == "gpu" or precision not in ("auto", "float32"):
             raise ConfigError("--runtime lite computes in float32 on the CPU: "
                               "drop --device gpu and --precision, or use --runtime tf")
@@ -117,11 +144,7 @@ def _gpu_present() -> bool:
 
 
 def _load(model: str | Path | None, root: Path | None) -> keras.Model:
-    """The generator ``model`` names: the exported one (None), a variant's, a ``.keras`` file or a registry URI."""
-    if str(model).startswith(REGISTRY_SCHEME):
-        from gansr.tracking import load_registered_generator
-
-        return load_registered_generator(str(model), project_root(root))
+    """The generator ``model`` names: the exported one (None), a variant's or a ``.keras`` file."""
     from gansr.inference import load_generator
 
     if model is None or str(model) in EXPORTED_VARIANTS:

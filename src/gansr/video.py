@@ -18,7 +18,6 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 
 import imageio_ffmpeg
 import numpy as np
-from tqdm import tqdm
 
 from gansr.atomic import atomic_path
 from gansr.errors import DataError
@@ -68,6 +67,8 @@ def upscale_video(upscaler: TiledUpscaler, source: Path, target: Path, say: Call
             say(f"note: {source}: cropped to {out_w}×{out_h} (yuv420p needs even sides)", file=sys.stderr)
         has_audio = "audio_codec" in meta
         encoding = ENCODINGS.get(target.suffix.lower(), H264_AAC)
+        from tqdm import tqdm  # here, not at import: a photo's upscale needs no progress bar
+
         progress = tqdm(_frames(reader, source, width, height), total=round(meta["duration"] * fps) or None,
                         desc=source.name, unit="frame", leave=False)
         with atomic_path(target) as staged, progress as frames:

@@ -2,7 +2,9 @@
 
 import json
 import logging
+from collections.abc import Sequence
 from dataclasses import replace
+from pathlib import Path
 from typing import Any
 
 from gansr import tracking
@@ -16,6 +18,7 @@ from gansr.layout import (
     EXPORTED_VARIANTS,
     GENERATOR_FILE,
     MAIN_VARIANT,
+    RUNTIME_INFO_FILE,
     STYLE_SCORES_FILE,
     Layout,
 )
@@ -36,7 +39,8 @@ def run(params: Params, layout: Layout) -> None:
             log.info("export: %s written and reloaded, max |error|: %s", name, format_errors(errors[name]))
         save_generator(models[MAIN_VARIANT], tmp / GENERATOR_FILE)  # `gansr upscale`'s default model
         registrations = {
-            name: {**_register(params, layout, name, model), "max_error": errors[name],
+            name: {**_register(params, layout, name, model, _lite_files(tmp / name, params.export.formats)),
+                   "max_error": errors[name],
                    "files": {fmt: f"{name}/{EXPORT_FILES[fmt]}" for fmt in params.export.formats}}
             for name, model in models.items()
         }
@@ -46,8 +50,13 @@ def run(params: Params, layout: Layout) -> None:
         log.info("export: %s v%d: %s", registration["name"], registration["version"], registration["decision"])
 
 
-def _register(params: Params, layout: Layout, variant: str, model: Any) -> dict[str, Any]:
-    """Register ``variant`` as a new version of its own registered model, with its test metrics."""
+def _lite_files(folder: Path, formats: Sequence[str]) -> list[Path]:
+    """A variant's files LiteRT runs, where the TFLite export was written: registered with its Keras file."""
+    return [folder / EXPORT_FILES["tflite"], folder / RUNTIME_INFO_FILE] if "tflite" in formats else []
+
+
+def _register(params: Params, layout: Layout, variant: str, model: Any, lite: Sequence[Path]) -> dict[str, Any]:
+    """Register ``variant`` (its ``lite`` files with it) as a new version of its own registered model."""
     scores = json.loads((layout.metrics / EVAL_FILE).read_text())
     if variant == "style":
         # Style 0 is the GAN generator bit for bit, so it shares the GAN's image scores.
@@ -59,4 +68,4 @@ def _register(params: Params, layout: Layout, variant: str, model: Any) -> dict[
     cfg = replace(params.tracking, registered_model=name if variant == MAIN_VARIANT else f"{name}-{variant}")
     run_id = tracking.generator_run_id(layout.root, params.tracking.experiment, variant,
                                        layout.generator(variant))
-    return {"run_id": run_id, **tracking.register_generator(model, run_id, metrics, cfg, layout.root)}
+    return {"run_id": run_id, **tracking.register_generator(model, run_id, metrics, cfg, layout.root, lite)}

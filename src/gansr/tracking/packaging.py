@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import shutil
 import tempfile
+from collections.abc import Sequence
 from importlib import metadata
 from pathlib import Path
 
@@ -24,6 +25,7 @@ from gansr.models.archive import save_generator
 from gansr.models.layers import style_names
 
 MODEL_NAME = "generator"  # the logged model's name inside a run
+DATA_FOLDER = "generator"  # the generator's files, under the logged model's data/
 # Installed packages a loaded generator needs; mlflow itself is added by MLflow.
 RUNTIME_PACKAGES = ("tensorflow", "tensorflow-cpu", "keras", "numpy", "pandas", "pillow", "psutil")
 _PIXEL_ROWS = Array(Array(Array(DataType.long)))  # H × W × RGB
@@ -45,22 +47,29 @@ def input_example() -> pd.DataFrame:
     return pd.DataFrame({serving.PNG: [base64.b64encode(encode_png(image)).decode("ascii")]})
 
 
-def log_generator(model: keras.Model) -> ModelInfo:
+def log_generator(model: keras.Model, lite: Sequence[Path] = ()) -> ModelInfo:
     """Log ``model`` to the active run as a pyfunc model that ``mlflow models serve`` runs as is.
 
-    The pyfunc (:mod:`gansr.serving`) holds ``generator.keras`` and a copy of
-    the gansr package, with exact pins of the runtime packages it needs.
+    The pyfunc (:mod:`gansr.serving`) holds ``data/generator/generator.keras``
+    and a copy of the gansr package, with exact pins of the runtime packages
+    it needs. ``lite`` files (the TFLite export and its runtime info) go
+    beside the Keras file, so ``gansr upscale`` runs the registered model on
+    LiteRT too.
     """
     with tempfile.TemporaryDirectory(prefix="gansr-log-") as staging:
         staged = Path(staging)
-        save_generator(model, staged / GENERATOR_FILE)
+        data = staged / DATA_FOLDER
+        data.mkdir()
+        save_generator(model, data / GENERATOR_FILE)
+        for path in lite:
+            shutil.copyfile(path, data / path.name)
         package = Path(gansr.__file__).parent
         shutil.copytree(package, staged / "code" / package.name,
                         ignore=shutil.ignore_patterns("__pycache__"))
         return mlflow.pyfunc.log_model(
             name=MODEL_NAME,
             loader_module=serving.__name__,
-            data_path=str(staged / GENERATOR_FILE),
+            data_path=str(data),
             code_paths=[str(staged / "code" / package.name)],
             signature=SIGNATURE,
             input_example=input_example(),

@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import math
 import tempfile
+from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
 from pathlib import Path
@@ -31,7 +32,7 @@ from gansr.errors import TrackingError
 from gansr.layout import project_root
 from gansr.tracking.packaging import log_generator
 from gansr.tracking.runs import run_tags
-from gansr.tracking.store import SQLITE, connect, is_server, mlflow_message, sqlite_file
+from gansr.tracking.store import SQLITE, connect, download_model, is_server, mlflow_message, sqlite_file
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -46,8 +47,9 @@ def register_generator(
     metrics: dict[str, float],
     cfg: TrackingConfig,
     root: Path,
+    lite: Sequence[Path] = (),
 ) -> dict[str, Any]:
-    """Log ``model`` to run ``run_id``, register it as a new version and set its aliases.
+    """Log ``model`` (with its ``lite`` files) to run ``run_id``, register it as a new version, set its aliases.
 
     The new version always becomes ``challenger``; it becomes ``champion`` when
     there is none yet, or when its ``cfg.champion_metric`` (higher is better)
@@ -64,7 +66,7 @@ def register_generator(
     version_tags = {**run_tags(root), **_metric_tags(metrics)}
     try:
         with _in_run(run_id):
-            new = _new_version(client, name, log_generator(model), run_id, version_tags)
+            new = _new_version(client, name, log_generator(model, lite), run_id, version_tags)
             # Read champion → decide → set aliases must not interleave with another registration,
             # or both see the same old champion and the later (maybe worse) one wins.
             with _registry_lock(uri):
@@ -93,21 +95,22 @@ def register_generator(
 
 def load_registered_generator(uri: str, root: Path | None = None) -> keras.Model:
     """Load a registered generator, e.g. ``models:/gansr@champion``, with Keras safe mode on."""
-    connect(root or project_root())
     # Download into a folder we own and delete: MLflow would otherwise leave a copy in /tmp.
     with tempfile.TemporaryDirectory(prefix="gansr-model-") as download:
-        try:
-            local = Path(mlflow.artifacts.download_artifacts(uri, dst_path=download))
-        except MlflowException as exc:
-            raise TrackingError(f"cannot load {uri}: {mlflow_message(exc)}") from exc
-        # data/generator.keras in a gansr pyfunc model, data/model.keras in a plain Keras one.
-        saved = sorted(local.glob("data/*.keras"))
-        if len(saved) != 1:
-            raise TrackingError(f"{uri} holds no Keras generator (found {len(saved)} .keras files)")
-        try:
-            return keras.saving.load_model(saved[0], safe_mode=True)
-        except Exception as exc:  # safe mode refuses Lambda layers; a damaged archive raises many types
-            raise TrackingError(f"cannot load {uri}: not a loadable Keras generator ({exc})") from exc
+        return load_downloaded_generator(download_model(uri, root or project_root(), Path(download)), uri)
+
+
+def load_downloaded_generator(local: Path, uri: str) -> keras.Model:
+    """The Keras generator of a model downloaded from ``uri`` into ``local``, with Keras safe mode on."""
+    # data/generator/generator.keras in a gansr pyfunc model (data/generator.keras before it carried
+    # its TFLite export), data/model.keras in a plain Keras one.
+    saved = sorted(local.glob("data/**/*.keras"))
+    if len(saved) != 1:
+        raise TrackingError(f"{uri} holds no Keras generator (found {len(saved)} .keras files)")
+    try:
+        return keras.saving.load_model(saved[0], safe_mode=True)
+    except Exception as exc:  # safe mode refuses Lambda layers; a damaged archive raises many types
+        raise TrackingError(f"cannot load {uri}: not a loadable Keras generator ({exc})") from exc
 
 
 def list_versions(root: Path, name: str) -> list[dict[str, Any]]:

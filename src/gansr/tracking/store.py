@@ -53,6 +53,15 @@ def connect(root: Path) -> str:
     return uri
 
 
+def download_model(uri: str, root: Path, destination: Path) -> Path:
+    """Download the logged model ``uri`` (e.g. ``models:/gansr@champion``) of ``root``'s store into ``destination``."""
+    connect(root)
+    try:
+        return Path(mlflow.artifacts.download_artifacts(uri, dst_path=str(destination)))
+    except MlflowException as exc:
+        raise TrackingError(f"cannot load {uri}: {mlflow_message(exc)}") from exc
+
+
 def configure(root: Path, experiment: str) -> str:
     """Connect and make sure ``experiment`` exists; return its id.
 

@@ -8,6 +8,7 @@ experiment's ``mlflow.experimentKind`` tag alone does not switch it.
 
 from __future__ import annotations
 
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -53,5 +54,20 @@ def open_ui(root: Path, tracking: TrackingConfig, host: str, port: int) -> None:
         return
     print(f"Serving {uri} (Ctrl-C stops it)", flush=True)
     command = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", host, "--port", str(port)]
-    if (code := subprocess.run(command, cwd=root, check=False).returncode) != 0:
+    if (code := _serve(command, root)) not in (0, -signal.SIGTERM):
         raise TrackingError(f"mlflow ui on {host}:{port} exited with status {code} (see its lines above)")
+
+
+def _serve(command: list[str], folder: Path) -> int:
+    """Run the UI server until it exits; its exit status.
+
+    Ctrl-C reaches the server directly (same process group). A SIGTERM to
+    this process, as a supervisor or ``kill`` sends, is passed on to the
+    server, which would otherwise outlive it, still holding the port.
+    """
+    server = subprocess.Popen(command, cwd=folder)
+    previous = signal.signal(signal.SIGTERM, lambda *_: server.terminate())
+    try:
+        return server.wait()
+    finally:
+        signal.signal(signal.SIGTERM, previous)
