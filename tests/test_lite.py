@@ -131,6 +131,30 @@ def test_runtime_and_style_mistakes_are_one_line_exit_1(project: Path, tmp_path:
     assert not (tmp_path / "out.png").exists()
 
 
+def test_an_output_that_cannot_be_written_is_one_line_exit_1(project: Path, tmp_path: Path, capsys) -> None:
+    Image.fromarray(photo()).save(tmp_path / "in.png")
+    _write_clip(tmp_path / "in.mp4")
+    blocked = tmp_path / "a file"
+    blocked.write_text("in the way of a folder")
+    for source, output in ((tmp_path / "in.png", blocked / "out.png"), (tmp_path / "in.mp4", blocked / "out.mp4")):
+        with pytest.raises(SystemExit) as exit_info:
+            main(["upscale", str(source), str(output), "--root", str(project)])
+        assert exit_info.value.code == 1
+        error = capsys.readouterr().err.strip().splitlines()[-1]
+        assert error == f"gansr upscale: error: {output}: cannot write there (File exists: {blocked})"
+
+
+def _write_clip(path: Path) -> None:
+    """A 4-frame video of the test photo."""
+    import imageio_ffmpeg
+
+    writer = imageio_ffmpeg.write_frames(str(path), (52, 36), fps=4)
+    writer.send(None)
+    for _ in range(4):
+        writer.send(np.ascontiguousarray(photo(36, 52)).tobytes())
+    writer.close()
+
+
 def test_a_damaged_export_is_named_in_one_line(project: Path, tmp_path: Path) -> None:
     folder = tmp_path / "gan"
     folder.mkdir()

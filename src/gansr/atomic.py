@@ -15,6 +15,8 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
 
+from gansr.errors import GansrError
+
 
 @contextmanager
 def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
@@ -22,11 +24,17 @@ def atomic_path(target: str | os.PathLike[str]) -> Iterator[Path]:
 
     Works for files and for directories: whatever the caller creates at the
     yielded path replaces ``target`` as a whole. On error the temporary is
-    removed and ``target`` is left untouched.
+    removed and ``target`` is left untouched. A folder that cannot hold
+    ``target`` (a file in its way, no permission, a read-only file system) is
+    a :class:`GansrError` naming ``target``.
     """
     target = Path(target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    try:
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{target.name}.", suffix=".tmp", dir=target.parent))
+    except OSError as exc:
+        where = f"{exc.strerror}: {exc.filename}" if exc.filename else str(exc)
+        raise GansrError(f"{target}: cannot write there ({where})") from exc
     staged = tmp / target.name
     try:
         yield staged

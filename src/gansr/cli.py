@@ -234,7 +234,7 @@ def _add_upscale(sub: Any, project: argparse.ArgumentParser) -> None:
     up.add_argument("--max-memory", type=_count(1), metavar="MIB",
                     help="memory one forward pass may use, in MiB: less runs smaller tiles, more runs "
                          "faster (default: 768, or a quarter of free RAM if less; a 960×540 → 4K upscale "
-                         "then peaks under 1 GiB)")
+                         "on LiteRT then peaks under 1 GiB)")
     # 16 is gansr.tiling.DEFAULT_OVERLAP, not imported here so --help stays fast (no TensorFlow).
     up.add_argument("--overlap", type=_count(0), metavar="M",
                     help="LR pixels of context around each tile (default: the generator's receptive "

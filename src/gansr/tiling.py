@@ -33,7 +33,8 @@ from gansr.errors import ConfigError
 log = logging.getLogger("gansr")
 
 DEFAULT_OVERLAP = 16  # LR pixels; ≥ 2·6 + 3, the receptive radius of the default 6-block generator
-# A forward pass's memory by default: a 960×540 → 3840×2160 upscale then peaks under 1 GiB on either runtime.
+# A forward pass's memory by default: a 960×540 → 3840×2160 upscale on LiteRT then peaks under 1 GiB.
+# (TensorFlow's runtime alone takes about 700 MiB more.)
 DEFAULT_MAX_MEMORY_MIB = 768
 MEMORY_SHARE = 0.25  # of the RAM available when the upscaler is made, if that is less
 MIN_TILE = 64  # LR pixels: below this a core's overlap costs more work than the core itself
