@@ -114,8 +114,13 @@ def test_artifacts_land_beside_the_store_not_in_the_cwd(store: Path, registry: d
     assert not (Path.cwd() / "mlruns").exists()
 
 
-def test_champion_loads_with_the_same_outputs(store: Path, registry: dict[str, Any]) -> None:
-    loaded = tracking.load_registered_generator(f"models:/{CFG.registered_model}@champion", store)
+def load_registered(uri: str, store: Path, download: Path) -> keras.Model:
+    """The generator registered at ``uri``, downloaded into ``download`` as `gansr upscale` does."""
+    return tracking.load_downloaded_generator(tracking.download_model(uri, store, download), uri)
+
+
+def test_champion_loads_with_the_same_outputs(store: Path, registry: dict[str, Any], tmp_path: Path) -> None:
+    loaded = load_registered(f"models:/{CFG.registered_model}@champion", store, tmp_path)
     assert isinstance(loaded.get_layer("subpixel"), DepthToSpace)
     assert isinstance(loaded.get_layer("bicubic"), BicubicUpsample)
     lr = np.random.default_rng(7).random((2, 11, 13, 3), dtype=np.float32)  # any size, odd on purpose
@@ -129,12 +134,13 @@ def test_registration_is_quick(registry: dict[str, Any]) -> None:
     assert max(registry["seconds"]) < 10
 
 
-def test_loading_a_missing_alias_is_a_tracking_error(store: Path, registry: dict[str, Any]) -> None:
+def test_loading_a_missing_alias_is_a_tracking_error(store: Path, registry: dict[str, Any], tmp_path: Path) -> None:
     with pytest.raises(TrackingError, match="cannot load models:/gansr-test@nope"):
-        tracking.load_registered_generator("models:/gansr-test@nope", store)
+        load_registered("models:/gansr-test@nope", store, tmp_path)
 
 
-def test_a_registered_model_with_a_lambda_layer_is_refused(store: Path, lambda_model_file: Path) -> None:
+def test_a_registered_model_with_a_lambda_layer_is_refused(store: Path, lambda_model_file: Path,
+                                                           tmp_path: Path) -> None:
     # Loading a Lambda layer would run code stored in the archive: safe mode refuses it.
     unsafe = keras.saving.load_model(lambda_model_file, safe_mode=False)
     cfg = TrackingConfig(experiment=CFG.experiment, registered_model="gansr-lambda")
@@ -142,7 +148,7 @@ def test_a_registered_model_with_a_lambda_layer_is_refused(store: Path, lambda_m
         run_id = run.info.run_id
     tracking.register_generator(unsafe, run_id, {"y_psnr": 30.0}, cfg, store)
     with pytest.raises(TrackingError, match="cannot load models:/gansr-lambda@champion: .*Lambda"):
-        tracking.load_registered_generator("models:/gansr-lambda@champion", store)
+        load_registered("models:/gansr-lambda@champion", store, tmp_path)
 
 
 def test_missing_champion_metric_is_a_tracking_error(store: Path, random_generator) -> None:

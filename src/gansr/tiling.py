@@ -111,16 +111,16 @@ class TiledUpscaler:
         """The most LR pixels one window may hold under ``max_memory`` MiB (default: :func:`memory_budget`)."""
         if max_memory is not None and max_memory <= 0:
             raise ConfigError(f"max_memory must be > 0 MiB, got {max_memory}")
-        pixels = memory_budget(max_memory) // self.bytes_per_lr_pixel
+        budget = memory_budget(max_memory)
         smallest = (MIN_TILE + 2 * self.overlap) ** 2
-        if pixels < smallest:
+        if budget < smallest * self.bytes_per_lr_pixel:
             needed = math.ceil(smallest * self.bytes_per_lr_pixel / 2**20)
             if max_memory is not None:
                 raise ConfigError(f"max_memory {max_memory} MiB is below the {needed} MiB this generator needs "
                                   f"for one window of {MIN_TILE} LR pixels and its overlap")
             log.warning("only %d MiB of RAM free for upscaling: the smallest windows need %d MiB",
-                        memory_budget() // 2**20, needed)
-        return pixels
+                        budget // 2**20, needed)
+        return budget // self.bytes_per_lr_pixel
 
     def tiles(self, height: int, width: int) -> tuple[int, int]:
         """Core height and width (LR pixels) for an image: ``tile`` if given, else :func:`fitted_tiles`."""

@@ -77,16 +77,14 @@ def _upscaler(model: str | Path | None, root: Path | None, runtime: str, device:
     if not str(model).startswith(REGISTRY_SCHEME):
         return _upscaler_of(model, _tflite_file(model, root), lambda: _load(model, root), runtime, device,
                             precision, tiling)
-    from gansr.tracking import download_model
+    from gansr import tracking
 
     # Download into a folder we own and delete: MLflow would otherwise leave a copy in /tmp.
     with tempfile.TemporaryDirectory(prefix="gansr-model-") as download:
-        local = download_model(str(model), project_root(root), Path(download))
+        local = tracking.download_model(str(model), project_root(root), Path(download))
 
         def registered() -> keras.Model:
-            from gansr.tracking.registry import load_downloaded_generator
-
-            return load_downloaded_generator(local, str(model))
+            return tracking.load_downloaded_generator(local, str(model))  # loads the registry (Keras) only now
 
         return _upscaler_of(model, next(local.glob(f"data/**/{EXPORT_FILES['tflite']}"), None), registered,
                             runtime, device, precision, tiling)

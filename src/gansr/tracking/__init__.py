@@ -19,7 +19,7 @@ from gansr.tracking.store import configure, connect, download_model, tracking_ur
 
 __all__ = [
     "CHALLENGER", "CHAMPION", "GENERATOR_TAG", "PROMOTION_TAG", "MlflowRunLog", "configure", "connect",
-    "download_model", "dvc_hash", "generator_run_id", "list_versions", "load_registered_generator",
+    "download_model", "dvc_hash", "generator_run_id", "list_versions", "load_downloaded_generator",
     "log_training_data", "open_ui", "promote", "record_results", "register_generator", "run_tags", "start_run",
     "tag_generator", "tracking_uri", "ui_pages",
 ]

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import tempfile
 from collections.abc import Sequence
 from contextlib import AbstractContextManager, nullcontext
 from datetime import datetime
@@ -29,10 +28,9 @@ from mlflow.utils.mlflow_tags import MLFLOW_MODEL_VERSIONS
 
 from gansr.config import TrackingConfig
 from gansr.errors import TrackingError
-from gansr.layout import project_root
 from gansr.tracking.packaging import log_generator
 from gansr.tracking.runs import run_tags
-from gansr.tracking.store import SQLITE, connect, download_model, is_server, mlflow_message, sqlite_file
+from gansr.tracking.store import SQLITE, connect, is_server, mlflow_message, sqlite_file
 
 CHAMPION = "champion"
 CHALLENGER = "challenger"
@@ -93,15 +91,8 @@ def register_generator(
     }
 
 
-def load_registered_generator(uri: str, root: Path | None = None) -> keras.Model:
-    """Load a registered generator, e.g. ``models:/gansr@champion``, with Keras safe mode on."""
-    # Download into a folder we own and delete: MLflow would otherwise leave a copy in /tmp.
-    with tempfile.TemporaryDirectory(prefix="gansr-model-") as download:
-        return load_downloaded_generator(download_model(uri, root or project_root(), Path(download)), uri)
-
-
 def load_downloaded_generator(local: Path, uri: str) -> keras.Model:
-    """The Keras generator of a model downloaded from ``uri`` into ``local``, with Keras safe mode on."""
+    """The Keras generator of a model ``download_model`` fetched from ``uri`` into ``local``, in Keras safe mode."""
     # data/generator/generator.keras in a gansr pyfunc model (data/generator.keras before it carried
     # its TFLite export), data/model.keras in a plain Keras one.
     saved = sorted(local.glob("data/**/*.keras"))
