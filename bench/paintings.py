@@ -58,8 +58,11 @@ def main() -> None:
     print(f"identified (moved most towards its own painting, drawn from the photo): {scores['own_style_rate']:.0%} "
           f"of {scores['pairs']} pairs; by the statistics alone {scores['statistics_rate']:.0%}; "
           f"moved {scores['mean_moved']:.0%} of the way; content SSIM at LR scale >= {scores['min_content_ssim']:.2f}")
+    photos = len(pairs)
     for name, entry in scores["follow"].items():
-        print(f"  {name:<14} shift 16: along {entry['shift_16_along_min']:.2f}, in place "
+        identified = round(scores["styles"][name]["towards_own"] * photos)
+        print(f"  {name:<14} identified {identified} of {photos}, moved {scores['styles'][name]['moved']:.0%}; "
+              f"shift 16: along {entry['shift_16_along_min']:.2f}, in place "
               f"{entry['shift_16_in_place_max']:.2f}; shift 13: along {entry['shift_13_along_min']:.2f}, in place "
               f"{entry['shift_13_in_place_max']:.2f}; two photos {entry['fixed_pattern']:.3f}; pan error "
               f"{entry['pan_motion_error']:.2f} px, flicker {entry['pan_flicker']:.2f} (unstyled "

@@ -117,18 +117,37 @@ def test_a_registered_model_runs_on_lite_and_on_tensorflow(project: Path, tmp_pa
     (["--model", "style", "--style", "oil"], "--style oil: unknown; this generator knows gravel, brick"),
     (["--max-memory", "1"], "max_memory 1 MiB is below the 9 MiB this generator needs"),
     (["--tile", "64", "--max-memory", "100"], "--tile and --max-memory: give one"),
+    (["--style", "missing.png"], "--style missing.png: no such image file"),
+    (["--style", "{painting}", "--runtime", "lite"], "a style image runs on --runtime tf"),
+    (["--style", "{painting}", "--model", "{tflite}"], "a style image needs a Keras generator"),
 ])
 def test_runtime_and_style_mistakes_are_one_line_exit_1(project: Path, tmp_path: Path, capsys,
                                                          args: list[str], message: str) -> None:
     Image.fromarray(photo()).save(tmp_path / "in.png")
     layout = Layout.at(project)
-    args = [a.format(keras=layout.generator("gan"), tflite=layout.exported("gan", "tflite")) for a in args]
+    Image.fromarray(photo(seed=1)).save(tmp_path / "painting.png")
+    args = [a.format(keras=layout.generator("gan"), tflite=layout.exported("gan", "tflite"),
+                     painting=tmp_path / "painting.png") for a in args]
     with pytest.raises(SystemExit) as exit_info:
         main(["upscale", str(tmp_path / "in.png"), str(tmp_path / "out.png"), "--root", str(project), *args])
     assert exit_info.value.code == 1
     error = capsys.readouterr().err.strip()
     assert "\n" not in error and message in error
     assert not (tmp_path / "out.png").exists()
+
+
+def test_any_style_image_restyles_the_default_generator_on_tensorflow(project: Path, tmp_path: Path) -> None:
+    Image.fromarray(photo()).save(tmp_path / "in.png")
+    painting = np.zeros((64, 64, 3), np.uint8)
+    painting[..., 0] = np.tile(np.arange(0, 256, 4, dtype=np.uint8), (64, 1))  # red strokes of every level
+    Image.fromarray(painting).save(tmp_path / "reds.png")
+    for name, style in (("plain", []), ("styled", ["--style", str(tmp_path / "reds.png")])):
+        main(["upscale", str(tmp_path / "in.png"), str(tmp_path / f"{name}.png"), "--root", str(project), *style])
+    with Image.open(tmp_path / "plain.png") as plain, Image.open(tmp_path / "styled.png") as styled:
+        plain, styled = np.asarray(plain, float), np.asarray(styled, float)
+    assert styled.shape == plain.shape == (74, 106, 3)
+    red = styled[..., 0].mean() - styled[..., 1:].mean()
+    assert red > 20 and red > (plain[..., 0].mean() - plain[..., 1:].mean()) + 20  # the painting's palette
 
 
 def test_an_output_that_cannot_be_written_is_one_line_exit_1(project: Path, tmp_path: Path, capsys) -> None:

@@ -10,6 +10,7 @@ import tensorflow as tf
 from gansr.config import StyleConfig
 from gansr.errors import ConfigError
 from gansr.inference import Upscaler
+from gansr.metrics import periodic_artifact
 from gansr.style.images import load_styles
 from gansr.style.layers import (
     CONTEXT,
@@ -17,6 +18,7 @@ from gansr.style.layers import (
     StyleComposite,
     StyleSwap,
     coarse,
+    degrid,
     luma,
     swap_bank,
     window,
@@ -49,6 +51,22 @@ def test_windows_one_lr_pixel_apart_sum_to_one() -> None:
     np.testing.assert_allclose(total[4 * (SPAN - 1) : 4 * SPAN], 1.0, atol=1e-6)
 
 
+def test_degrid_removes_a_pattern_repeating_every_lr_pixel_and_keeps_the_texture() -> None:
+    rng = np.random.default_rng(0)
+    texture = rng.normal(0.0, 0.05, (1, 128, 128, 3)).astype(np.float32)
+    grid = np.tile(rng.normal(0.0, 0.05, (4, 4, 1)), (32, 32, 3))[None].astype(np.float32)  # the LR grid at ×4
+
+    def artifact(image: np.ndarray) -> float:  # in grey levels, on an image around mid-grey
+        # Off the edges, where the mirrored padding breaks the pattern's period.
+        return periodic_artifact(np.clip(128 + 255 * image[0], 0, 255).astype(np.uint8), 4, border=12)
+
+    cleaned = degrid(tf.constant(texture + grid), 4).numpy()
+    # The texture alone repeats a little by chance (its phases' means); the grid is far above that, then gone.
+    assert artifact(texture + grid) > 10 * artifact(texture) and artifact(cleaned) < artifact(texture)
+    kept = degrid(tf.constant(texture), 4).numpy()
+    assert np.corrcoef(kept.ravel(), texture.ravel())[0, 1] > 0.95 and kept.std() > 0.9 * texture.std()
+
+
 def test_a_bank_holds_equalised_keys_lr_colours_and_detail_free_of_the_lr_image() -> None:
     image = skimage.data.astronaut()[:64, :64]
     keys, colours, details = swap_bank(image, 4, 100)
@@ -63,10 +81,19 @@ def test_a_bank_holds_equalised_keys_lr_colours_and_detail_free_of_the_lr_image(
 def test_the_swap_moves_with_the_photo(swap: StyleSwap) -> None:
     first, second = photo(offset=0), photo(offset=7)  # the second starts 7 LR pixels to the right
     drawn = [swap([image, tf.constant([1])]).numpy()[0] for image in (first, second)]
-    # Away from the edges (the neighbourhood and the patches reach a few LR pixels), the same strokes.
-    edge = 4 * SCALE
+    # Away from the edges (the neighbourhood, the patches and the degrid reach a few LR pixels), the same strokes.
+    edge = swap.lr_reach * SCALE
     np.testing.assert_allclose(drawn[1][edge:-edge, edge : -7 * SCALE - edge],
                                drawn[0][edge:-edge, 7 * SCALE + edge : -edge], atol=1e-5)
+
+
+def test_faint_detail_draws_the_style_at_its_own_contrast(swap: StyleSwap) -> None:
+    """Matched by shape, a photo at a tenth of its contrast still draws strokes, at much the same strength."""
+    strong = photo()
+    faint = 0.5 + 0.1 * (strong - strong.mean())
+    detail = [float(np.std(swap([image, tf.constant([1])]) - coarse(swap([image, tf.constant([1])]), SCALE)))
+              for image in (strong, faint)]
+    assert detail[1] > 0.5 * detail[0]
 
 
 def test_each_style_draws_its_own_patches_and_a_flat_photo_gets_none(swap: StyleSwap) -> None:
@@ -123,6 +150,6 @@ def test_paintings_redraw_a_photo_in_their_colours_and_move_with_it() -> None:
         # The painting's palette: the strokes' mean colour is far nearer the painting's than the photo's is.
         colour = painting.image.mean(axis=(0, 1)) / 255
         assert np.abs(drawn[0].mean(axis=(0, 1)) - colour).sum() < np.abs(first[0].mean(axis=(0, 1)) - colour).sum() / 2
-        edge = 4 * SCALE
+        edge = layer.lr_reach * SCALE
         np.testing.assert_allclose(drawn[1][edge:-edge, edge : -5 * SCALE - edge],
                                    drawn[0][edge:-edge, 5 * SCALE + edge : -edge], atol=1e-5)

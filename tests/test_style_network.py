@@ -14,6 +14,7 @@ from gansr.style.network import (
     freeze_all_but_style,
     set_style_images,
     sr_and_styled,
+    with_style_image,
 )
 
 
@@ -63,3 +64,18 @@ def test_only_the_style_network_trains() -> None:
     assert trainable and all(name.startswith(PREFIX) for name in trainable)
     swap = next(layer for layer in styled.layers if isinstance(layer, StyleSwap))
     assert not swap.trainable_weights  # the style images' patches are set, not learned
+
+
+def test_any_style_image_is_drawn_without_training_on_a_plain_or_styled_generator() -> None:
+    plain, styled = styled_pair()
+    lr = np.random.default_rng(3).random((1, 12, 14, 3), np.float32)
+    painting = np.zeros((48, 48, 3), np.uint8)
+    painting[..., 2] = np.tile(np.arange(0, 240, 5, dtype=np.uint8), (48, 1))  # blue strokes of every level
+    for generator in (plain, styled):
+        drawn = with_style_image(generator, painting, "blues", patches=64, shading=0.5)
+        assert style_names(drawn) == ["blues"]
+        out = drawn([lr, np.array([0], np.int32)]).numpy()
+        np.testing.assert_array_equal(out, plain(lr).numpy())  # style 0: the generator's own output
+        blue = drawn([lr, np.array([1], np.int32)]).numpy()
+        # The painting's palette: blue, where the photo (random colours) had as much red and green.
+        assert blue[..., 2].mean() > 2 * max(blue[..., 0].mean(), blue[..., 1].mean())

@@ -186,7 +186,7 @@ class StyleConfig:
     folder: str = ""
     image_size: int = 256
     patches: int = 1024  # candidate patches per style image the style swap matches against
-    shading: float = 0.5  # share of the photo's light and shade at LR scale in a styled image
+    shading: float = 0.6  # share of the photo's light and shade at LR scale in a styled image
     channels: int = 32  # style network width, at LR resolution
     blocks: int = 2  # its residual blocks
     steps: int = 200

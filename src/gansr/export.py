@@ -43,8 +43,10 @@ from gansr.models.archive import save_generator
 from gansr.models.layers import BicubicUpsample, style_names
 
 # Largest |difference| from the in-memory model a reloaded file may show, per format.
+# A SavedModel runs TensorFlow's graph optimisations, which reorder sums: the style swap's
+# normalised matching turns that rounding into up to ~1e-5 (0.003 grey levels).
 # TFLite stores weights as float16 (11-bit mantissa); 2/255 is two grey levels of an 8-bit image.
-TOLERANCE = {"keras": 1e-5, "saved_model": 1e-5, "tflite": 2 / 255}
+TOLERANCE = {"keras": 1e-5, "saved_model": 1e-4, "tflite": 2 / 255}
 CHECK_SHAPE = (2, 12, 10, 3)  # a small batch of two, not square, so a swapped H/W shows
 # tf.ResizeBicubic looks up the cubic kernel in a table of this many steps (resize_bicubic_op.cc).
 _KERNEL_TABLE_SIZE = 1024

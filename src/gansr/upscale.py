@@ -39,16 +39,28 @@ def upscale(model: str | Path | None, source: Path, target: Path, *, device: str
     :func:`~gansr.layout.project_root` finds from ``root``. ``runtime``
     (:func:`_runs_light`) picks LiteRT on the TFLite export or TensorFlow.
     Tiles are ``tile`` LR pixels square, else fitted to each image under
-    ``max_memory`` MiB per forward pass (:mod:`gansr.tiling`).
+    ``max_memory`` MiB per forward pass (:mod:`gansr.tiling`). ``style``
+    is a style of a styled generator, by name or number, or an image file:
+    its style is then drawn by the untrained style branch on ``model``'s
+    super-resolution (:func:`~gansr.style.network.with_style_image`).
     A folder is mirrored into the folder ``target``; its unreadable files
     are skipped with one line each, and a :class:`DataError` at the end says
     how many.
     """
     if tile is not None and max_memory is not None:
         raise ConfigError("--tile and --max-memory: give one (a fixed tile does not depend on memory)")
-    upscaler = _upscaler(model, root, runtime, device, precision, tile, overlap, max_memory)
+    style_image = _style_image(style)
+    if style_image is not None:
+        if str(model).endswith(".tflite"):
+            raise ConfigError(f"--style {style}: a style image needs a Keras generator (a variant, a .keras file "
+                              "or a registry URI), not a TFLite file")
+        if runtime == "lite":
+            raise ConfigError(f"--style {style}: a style image runs on --runtime tf (its style swap is built "
+                              "when the command runs)")
+        runtime = "tf"
+    upscaler = _upscaler(model, root, runtime, device, precision, tile, overlap, max_memory, style_image)
     try:
-        upscaler.style = upscaler.style_index(style)
+        upscaler.style = 1 if style_image is not None else upscaler.style_index(style)
     except ConfigError as exc:
         raise ConfigError(f"--{exc}") from exc
     if not source.is_dir():
@@ -71,12 +83,21 @@ def upscale(model: str | Path | None, source: Path, target: Path, *, device: str
 
 
 def _upscaler(model: str | Path | None, root: Path | None, runtime: str, device: str, precision: str,
-              tile: int | None, overlap: int | None, max_memory: int | None) -> TiledUpscaler:
-    """The upscaler ``model`` runs in: LiteRT on its TFLite export, or TensorFlow (:func:`_runs_light`)."""
+              tile: int | None, overlap: int | None, max_memory: int | None,
+              style_image: Path | None = None) -> TiledUpscaler:
+    """The upscaler ``model`` runs in: LiteRT on its TFLite export, or TensorFlow (:func:`_runs_light`).
+
+    With ``style_image``, TensorFlow runs ``model`` with that image as its one style.
+    """
     tiling = {"tile": tile, "overlap": overlap, "max_memory": max_memory}
+
+    def styled(generator: keras.Model) -> keras.Model:
+        return generator if style_image is None else _with_style_image(generator, style_image)
+
     if not str(model).startswith(REGISTRY_SCHEME):
-        return _upscaler_of(model, _tflite_file(model, root), lambda: _load(model, root), runtime, device,
-                            precision, tiling)
+        light_file = None if style_image is not None else _tflite_file(model, root)
+        return _upscaler_of(model, light_file, lambda: styled(_load(model, root)), runtime, device, precision,
+                            tiling)
     from gansr import tracking
 
     # Download into a folder we own and delete: MLflow would otherwise leave a copy in /tmp.
@@ -86,8 +107,8 @@ def _upscaler(model: str | Path | None, root: Path | None, runtime: str, device:
         def registered() -> keras.Model:
             return tracking.load_downloaded_generator(local, str(model))  # loads the registry (Keras) only now
 
-        return _upscaler_of(model, next(local.glob(f"data/**/{EXPORT_FILES['tflite']}"), None), registered,
-                            runtime, device, precision, tiling)
+        light_file = None if style_image is not None else next(local.glob(f"data/**/{EXPORT_FILES['tflite']}"), None)
+        return _upscaler_of(model, light_file, lambda: styled(registered()), runtime, device, precision, tiling)
 
 
 def _upscaler_of(model: str | Path | None, light_file: Path | None, keras_model: Callable[[], keras.Model],
@@ -134,6 +155,32 @@ def _tflite_file(model: str | Path | None, root: Path | None) -> Path | None:
     if model is None or str(model) in EXPORTED_VARIANTS:
         return Layout.at(project_root(root)).exported(MAIN_VARIANT if model is None else str(model), "tflite")
     return None
+
+
+def _style_image(style: str) -> Path | None:
+    """``style`` as a style image file, if it names one (a path with an image suffix), else None."""
+    path = Path(style)
+    if not path.suffix:  # a style's name or number: nothing to import
+        return None
+    from gansr.data.sources import IMAGE_SUFFIXES
+
+    if path.suffix.lower() not in IMAGE_SUFFIXES:
+        return None
+    if not path.is_file():
+        raise DataError(f"--style {style}: no such image file")
+    return path
+
+
+def _with_style_image(generator: keras.Model, image: Path) -> keras.Model:
+    """``generator`` drawing ``image``'s style, at the default size and share of light of params.yaml's style."""
+    from gansr.config import StyleConfig
+    from gansr.imageio import read_rgb
+    from gansr.style.images import resize_shorter_side
+    from gansr.style.network import with_style_image
+
+    cfg = StyleConfig()
+    pixels = resize_shorter_side(read_rgb(image)[0], cfg.image_size)
+    return with_style_image(generator, pixels, image.stem, cfg.patches, cfg.shading)
 
 
 def _gpu_present() -> bool:

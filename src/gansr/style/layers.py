@@ -27,8 +27,11 @@ LUMA_WEIGHTS = (0.299, 0.587, 0.114)
 CONTEXT = 5  # LR pixels: the side of the neighbourhood a match compares (20 HR pixels at ×4)
 SPAN = 3  # LR pixels: the side of the HR patch drawn around each LR pixel
 MATCHES = 2  # style patches blended at each LR pixel, weighted by how well they match
-SOFTNESS = 0.005  # squared luma over a neighbourhood: how far a match may be from the best and still count
-FLAT = 0.03  # luma RMS, off a neighbourhood's best plane, below which it counts as flat (8 grey levels)
+TIE = 1e-3  # squared shape distance within which candidates count as equally near (blended evenly)
+NOISE = 1.0 / 255.0  # luma RMS of one grey level: shapes fainter than this are not told apart
+LEVEL_TOLERANCE = 0.2  # luma: how far a candidate's mean light may be from the neighbourhood's (51 grey levels)
+FLAT = 0.015  # luma RMS, off a neighbourhood's best plane, at which half the patches' detail is drawn (4 levels)
+DEGRID_CELLS = 5  # LR pixels: the side of the region over which a pattern repeating every LR pixel is found
 
 
 def luma(images: tf.Tensor) -> tf.Tensor:
@@ -78,6 +81,48 @@ def off_plane(around: tf.Tensor) -> tf.Tensor:
     return tf.sqrt(tf.reduce_mean(tf.square(rest), axis=-1, keepdims=True))
 
 
+def shape(around: tf.Tensor) -> tf.Tensor:
+    """[..., CONTEXT²] neighbourhoods → their shape: less their mean, scaled to unit length.
+
+    Faint detail (the grain of a night sky, a smooth background's last grey
+    levels) has a shape as clear as strong detail has, so it finds the style
+    patches shaped like it rather than always the flattest ones. Below
+    :data:`NOISE` per pixel, shapes shrink towards zero and match alike.
+    """
+    centred = around - tf.reduce_mean(around, axis=-1, keepdims=True)
+    length = tf.sqrt(tf.reduce_sum(tf.square(centred), axis=-1, keepdims=True))
+    return centred / (length + CONTEXT * NOISE)
+
+
+def degrid(detail: tf.Tensor, scale: int) -> tf.Tensor:
+    """``detail`` [B, H, W, 3] less what of it repeats every ``scale`` pixels around each pixel.
+
+    Patches picked per LR pixel share a little of the LR grid (their own
+    pixel's place in it), and where neighbouring pixels pick alike that
+    prints as a regular grid. The grid at a pixel is the mean of the pixels
+    of the same phase over DEGRID_CELLS² LR pixels around it, less the mean
+    over whole periods there; subtracting it is a comb filter that removes
+    the frequencies k / ``scale`` and keeps the rest of the texture.
+    Separable, with mirrored edges.
+    """
+    reach = DEGRID_CELLS // 2 * scale
+    same_phase = np.zeros(2 * reach + 1, np.float32)
+    same_phase[::scale] = 1.0 / DEGRID_CELLS
+    whole_periods = np.ones(2 * reach + 1, np.float32)
+    whole_periods[[0, -1]] = 0.5  # the two ends share a phase: whole periods only
+    whole_periods /= whole_periods.sum()
+
+    def smooth(x: tf.Tensor, taps: np.ndarray) -> tf.Tensor:
+        half = len(taps) // 2
+        x = tf.pad(x, [[0, 0], [half, half], [half, half], [0, 0]], mode="REFLECT")
+        for kernel in (taps[:, None], taps[None, :]):
+            x = tf.nn.depthwise_conv2d(x, tf.constant(np.tile(kernel[..., None, None], (1, 1, 3, 1))),
+                                       [1, 1, 1, 1], "VALID")
+        return x
+
+    return detail - smooth(detail, same_phase) + smooth(detail, whole_periods)
+
+
 def swap_bank(image: np.ndarray, scale: int, patches: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """A style image's ``patches`` candidates: keys [patches, CONTEXT²], colours [patches, 3], details [patches, D].
 
@@ -125,19 +170,28 @@ class StyleSwap(keras.layers.Layer):
 
     A style swap (Chen & Schmidt 2016) in the style's pixels: the
     CONTEXT×CONTEXT luma neighbourhood of every LR pixel is compared with the
-    style's candidate keys (:func:`swap_bank`), and the :data:`MATCHES`
-    nearest are blended there, each weighted by
-    exp(−(d − d_best) / (SOFTNESS + d_best)): a close match is copied, a
-    neighbourhood the style has nothing like gets a mix. Their colours make
-    an LR image in the style's colours, upsampled bilinearly; their detail
-    patches, SPAN LR pixels wide, overlap-add on top under a smooth window,
-    so they meet without seams.
+    style's candidate keys (:func:`swap_bank`) by its shape
+    (:func:`shape`, whatever its contrast) and, more loosely, its mean light
+    (within :data:`LEVEL_TOLERANCE`), and the :data:`MATCHES` nearest are
+    blended there, each weighted by how much nearer it is than the first
+    candidate left out (plus :data:`TIE`): a clear best match is copied,
+    near-equal ones are mixed, and a candidate entering or leaving the
+    nearest counts for almost nothing at that moment, so the output changes
+    smoothly with the photo, and rounding (float16 weights, another
+    runtime's order of sums) that reorders near-equal candidates changes
+    nothing visible. Matching by shape draws a texture's stones and mortar along the
+    photo's faint detail too, at the style's own contrast; the light keeps a
+    colour style's colours where the style has them. The patches' colours
+    make an LR image in the style's colours, upsampled bilinearly; their
+    detail patches, SPAN LR pixels wide, overlap-add on top under a smooth
+    window, so they meet without seams.
     The photo alone decides which patches go where: shift it and the strokes
     move with it; two photos get unrelated strokes. Where the photo is flat
     or only ramps there is nothing to draw along, and the same patches
     repeated at every LR pixel would print a grid, so the patches' detail
     fades in with the neighbourhood's own detail (:func:`off_plane`,
-    :data:`FLAT`).
+    :data:`FLAT`), and what still repeats with the LR grid is removed
+    (:func:`degrid`).
 
     ``[lr, style]`` → the swapped HR image; style s uses bank s − 1 (style 0
     uses the first bank; :class:`~gansr.models.layers.StyleSwitch` discards
@@ -152,11 +206,12 @@ class StyleSwap(keras.layers.Layer):
 
     @property
     def lr_reach(self) -> int:
-        """LR pixels of context an output pixel depends on: the neighbourhood, then the widest of the rest.
+        """LR pixels of context an output pixel depends on: the neighbourhood, the widest of the rest, the degrid.
 
-        The patches reach (SPAN − 1) / 2 LR pixels, the upsampling of the colours and of the fade 1.
+        The patches reach (SPAN − 1) / 2 LR pixels, the upsampling of the
+        colours and of the fade 1, :func:`degrid` DEGRID_CELLS // 2 more.
         """
-        return CONTEXT // 2 + max((SPAN - 1) // 2, 1)
+        return CONTEXT // 2 + max((SPAN - 1) // 2, 1) + DEGRID_CELLS // 2
 
     def lr_floats(self) -> int:
         """Floats held per LR pixel while matching: every candidate's distance, the patches blended."""
@@ -181,26 +236,36 @@ class StyleSwap(keras.layers.Layer):
                                   for bank in (self.keys, self.colours, self.details))
         keys, colours = keys / 255.0, colours / 255.0
         around = neighbourhoods(luma(lr))  # [B, h, w, C²]
-        distances = tf.nn.relu(tf.reduce_sum(tf.square(around), -1, keepdims=True)
-                               - 2.0 * tf.einsum("bhwc,bmc->bhwm", around, keys)
-                               + tf.reduce_sum(tf.square(keys), -1)[:, None, None, :])
-        nearest, picked = tf.math.top_k(-distances, MATCHES)
-        best = -nearest[..., :1]
-        weights = tf.nn.softmax((nearest + best) / (SOFTNESS + best), axis=-1)  # −(d − d_best) / (τ + d_best)
+        ours, theirs = shape(around), shape(keys)
+        distances = tf.nn.relu(tf.reduce_sum(tf.square(ours), -1, keepdims=True)
+                               - 2.0 * tf.einsum("bhwc,bmc->bhwm", ours, theirs)
+                               + tf.reduce_sum(tf.square(theirs), -1)[:, None, None, :])
+        level = tf.reduce_mean(around, -1, keepdims=True) - tf.reduce_mean(keys, -1)[:, None, None, :]
+        distances += tf.square(level / LEVEL_TOLERANCE)
+        nearest, picked = tf.math.top_k(-distances, MATCHES + 1)
+        margins = nearest[..., :MATCHES] - nearest[..., MATCHES:] + TIE  # d_left_out − d (≥ 0), floored
+        weights = margins / tf.reduce_sum(margins, axis=-1, keepdims=True)
+        picked = picked[..., :MATCHES]
         colour = tf.einsum("bhwk,bhwkc->bhwc", weights, tf.gather(colours, picked, batch_dims=1))
         detail = self._overlap_add(tf.einsum("bhwk,bhwkv->bhwv", weights, tf.gather(details, picked, batch_dims=1)))
         own_detail = off_plane(around)
         fade = tf.image.resize(own_detail / (own_detail + FLAT), tf.shape(detail)[1:3], "bilinear")
         # Bilinear, as swap_bank splits colour from detail: TFLite has no bicubic resize.
-        return tf.image.resize(colour, tf.shape(detail)[1:3], "bilinear") + fade * detail
+        return tf.image.resize(colour, tf.shape(detail)[1:3], "bilinear") + degrid(fade * detail, self.scale)
 
     def _overlap_add(self, patches: tf.Tensor) -> tf.Tensor:
         """[B, h, w, (SPAN·s)²·3] patches centred on each LR pixel's block → [B, h·s, w·s, 3], windowed.
 
-        At the image's edge fewer patches overlap: the sum is divided by the weights there.
+        Variance-preserving: the windowed sum is divided by the root of the
+        squared weights, not by the weights (Heitz & Neyret 2018's blending
+        of texture tiles), so unrelated patches keep their contrast where
+        they overlap instead of averaging to grey between LR pixels. Details
+        are zero-mean, so no mean needs restoring; at the image's edge, where
+        fewer patches overlap, the same division keeps the contrast.
         """
         weights = (np.outer(window(self.scale), window(self.scale))[:, :, None] * np.ones(3, np.float32)).reshape(-1)
-        return self._sum_over_patches(patches * weights) / self._sum_over_patches(tf.ones_like(patches) * weights)
+        return (self._sum_over_patches(patches * weights)
+                / tf.sqrt(self._sum_over_patches(tf.ones_like(patches) * weights**2)))
 
     def _sum_over_patches(self, parts: tf.Tensor) -> tf.Tensor:
         """[B, h, w, (SPAN·s)²·3] → [B, h·s, w·s, 3]: each HR pixel's sum over the patches that cover it."""

@@ -22,6 +22,8 @@ named ``style_*``, so training can freeze the rest.
 
 from __future__ import annotations
 
+import re
+
 import keras
 import numpy as np
 
@@ -31,6 +33,7 @@ from gansr.style.layers import StyleComposite, StyleModulation, StyleSwap
 
 PREFIX = "style_"
 MAPS = 4  # the detail gain and the RGB offset StyleComposite reads
+UNTRAINED_CHANNELS = 4  # style network width where it only draws zero maps (with_style_image)
 
 
 def style_branch(lr: keras.KerasTensor, sr: keras.KerasTensor, style: keras.KerasTensor, styles: int, scale: int,
@@ -71,6 +74,28 @@ def build_styled_generator(scale: int, channels: int, blocks: int, style_names: 
     styled = style_branch(lr, sr, style, len(style_names), scale, style_channels, style_blocks, patches, shading)
     out = StyleSwitch(list(style_names), name=f"{PREFIX}or_sr", dtype="float32")([sr, styled, style])
     return keras.Model([lr, style], out, name=name)
+
+
+def with_style_image(generator: keras.Model, image: np.ndarray, name: str, patches: int,
+                     shading: float) -> keras.Model:
+    """``generator`` with one style, drawn from ``image`` by the style swap alone: any style, no training.
+
+    The swap needs nothing but the style image's patches, and the
+    network's maps start at zero (:func:`style_branch`), so the untrained
+    branch draws a style exactly as training starts from: the swapped
+    strokes in the photo's light and shade. ``generator`` is a plain or
+    styled generator; its super-resolution weights are kept, so style 0 of
+    the result is ``generator``'s output, and style 1 is ``image``'s.
+    """
+    channels = generator.get_layer("head").filters
+    blocks = sum(1 for layer in generator.layers if re.fullmatch(r"block\d+_add", layer.name))
+    scale = generator.get_layer("bicubic").scale
+    styled = build_styled_generator(scale, channels, blocks, (name,), UNTRAINED_CHANNELS, 0, patches, shading)
+    for layer in generator.layers:
+        if layer.weights and not layer.name.startswith(PREFIX):
+            styled.get_layer(layer.name).set_weights(layer.get_weights())
+    set_style_images(styled, [image])
+    return styled
 
 
 def set_style_images(generator: keras.Model, images: list[np.ndarray]) -> None:
