@@ -15,9 +15,10 @@ ROOT = "gansr"
 LAYERS = (
     ("foundations", (ROOT, "gansr.config", "gansr.errors", "gansr.atomic", "gansr.layout", "gansr.quiet")),
     ("building blocks", ("gansr.imageio", "gansr.data", "gansr.models", "gansr.losses", "gansr.metrics",
-                         "gansr.style", "gansr.tiling")),
-    ("work", ("gansr.training", "gansr.evaluation", "gansr.inference", "gansr.lite", "gansr.export", "gansr.video",
-              "gansr.validation", "gansr.reporting", "gansr.style.training", "gansr.style.evaluation")),
+                         "gansr.niqe", "gansr.style", "gansr.tiling")),
+    ("work", ("gansr.training", "gansr.evaluation", "gansr.degraded", "gansr.inference", "gansr.lite",
+              "gansr.export", "gansr.video", "gansr.validation", "gansr.reporting", "gansr.style.training",
+              "gansr.style.evaluation")),
     ("serving", ("gansr.serving",)),
     ("tracking", ("gansr.tracking",)),
     ("edges", ("gansr.stages", "gansr.upscale", "gansr.cli")),

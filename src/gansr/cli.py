@@ -1,6 +1,6 @@
 """The ``gansr`` command: upscale images, list and promote registered generators.
 
-    gansr upscale INPUT OUTPUT [--model psnr|gan|style|PATH|models:/NAME@ALIAS] [--style NAME|INDEX]
+    gansr upscale INPUT OUTPUT [--model psnr|gan|style|PATH|models:/NAME@ALIAS] [--style NAME|INDEX|IMAGE]
                   [--tile N | --max-memory MIB] [--overlap M] [--runtime auto|tf|lite] [--device cpu|gpu|auto]
                   [--precision auto|float32|float16|bfloat16]
     gansr info [--name NAME]
@@ -32,6 +32,8 @@ from gansr.layout import (
     EVAL_FILE,
     EXPORTED_VARIANTS,
     PARAMS_FILE,
+    REAL_PLOT,
+    REAL_SCORES_FILE,
     SAMPLES_PLOT,
     STYLE_SCORES_FILE,
     STYLES_PLOT,
@@ -85,7 +87,7 @@ def promote_command(args: argparse.Namespace) -> None:
 
 def summary_command(args: argparse.Namespace) -> None:
     """Print what the last `dvc repro` produced: metrics, MLflow run, registry."""
-    from gansr.reporting import format_eval_table, format_style_scores
+    from gansr.reporting import format_eval_table, format_real_scores, format_style_scores
     from gansr.tracking import tracking_uri
 
     root = project_root(args.root)
@@ -96,6 +98,10 @@ def summary_command(args: argparse.Namespace) -> None:
     scores = json.loads(eval_file.read_text())
     print(f"Test split, ×{scores['scale']} (Y channel, border = scale):")
     print(format_eval_table(scores))
+    real_file = layout.metrics / REAL_SCORES_FILE
+    if real_file.is_file():
+        print("Degraded test split (noise, JPEG, blur; gain over bicubic of the same input):")
+        print(format_real_scores(json.loads(real_file.read_text())))
     style_file = layout.metrics / STYLE_SCORES_FILE
     if style_file.is_file():
         print("Style (texture and colour statistics training never sees): "
@@ -104,7 +110,7 @@ def summary_command(args: argparse.Namespace) -> None:
         print(f"Trained in:        {precisions}; CPUs with and without native bfloat16 train in different "
               "precisions, to other weights (README: Same inputs, same bytes)")
     plots = layout.plots.relative_to(root)
-    print(f"Samples:           {plots / SAMPLES_PLOT}, {plots / STYLES_PLOT}")
+    print(f"Samples:           {plots / SAMPLES_PLOT}, {plots / REAL_PLOT}, {plots / STYLES_PLOT}")
     print(f"\nTracking store:    {tracking_uri(root)}")
     if not layout.registry.is_file():  # models pulled from a DVC remote, registered in another store
         print("Registered model:  none in this store (`dvc repro --force export` registers these models)")
@@ -224,9 +230,10 @@ def _add_upscale(sub: Any, project: argparse.ArgumentParser) -> None:
                     help="psnr, gan or style (the generator a training stage wrote, as exported), a .keras "
                          "or .tflite file, or a registry URI such as models:/gansr@champion (default: the "
                          "project's exported GAN generator)")
-    up.add_argument("--style", default="none", metavar="NAME|INDEX",
-                    help="render in this style (with --model style): a style name such as gravel, "
-                         "or its index 1..N; default none")
+    up.add_argument("--style", default="none", metavar="NAME|INDEX|IMAGE",
+                    help="render in this style: with --model style, a style name such as gravel or its "
+                         "index 1..N; with any generator, an image file, whose style is drawn without "
+                         "training (on TensorFlow); default none")
     up.add_argument("--tile", type=_count(1), metavar="N",
                     help="square tile side in LR pixels (default: tiles fitted to each image under "
                          "--max-memory; images that fit run whole)")

@@ -19,6 +19,7 @@ QUARANTINE_FILE = "quarantine.csv"  # in reports/validation/
 # In metrics/ (DVC metrics, kept in git) and plots/, as the validate and evaluate stages write them.
 EVAL_FILE = "eval.json"  # Y-PSNR, SSIM, detail, grid, streaks per method
 STYLE_SCORES_FILE = "style.json"  # the style score and its controls
+REAL_SCORES_FILE = "real.json"  # Y-PSNR, SSIM and gain over bicubic on the degraded test split
 SPEED_FILE = "speed.json"  # each generator's throughput: the one output that varies between runs
 EXTRA_SETS_FILE = "extra_sets.json"  # evaluate.extra_sets
 PER_IMAGE_FILE = "per_image.csv"
@@ -26,6 +27,7 @@ VALIDATION_FILE = "validation.json"
 SAMPLES_PLOT = "samples.png"
 PER_IMAGE_PLOT = "per_image.png"
 STYLES_PLOT = "styles.png"
+REAL_PLOT = "real.png"
 DATA_DOCS_INDEX = "index.html"  # the validation report's front page, in reports/validation/
 DOWNLOAD_CACHE = Path(".cache") / "downloads"  # url sources' archives, under the root; git-ignored
 STORE_FILE = "mlflow.db"  # the default MLflow store at the root, with its artifacts in ARTIFACTS_DIR beside it

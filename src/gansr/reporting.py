@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from gansr.degraded import VERSIONS
 from gansr.layout import VARIANTS
 
 
@@ -31,3 +32,20 @@ def format_style_scores(scores: dict[str, Any]) -> str:
             f"palette + emboss {controls['palette_emboss']['own_style_rate']:.0%}, unstyled "
             f"{controls['unstyled']['own_style_rate']:.0%}); moved {scores['mean_moved']:.0%} of the way on average; "
             f"content SSIM at LR scale >= {scores['min_content_ssim']:.2f}")
+
+
+def format_real_scores(report: dict[str, Any]) -> str:
+    """The degraded test split: per version, bicubic's Y-PSNR and each generator's gain over it."""
+    lines = []
+    for version in sorted(report["versions"], key=list(VERSIONS).index):  # real.json's keys are sorted
+        order = ["bicubic", *VARIANTS]  # then any other generator, by name
+        methods = dict(sorted(report["versions"][version].items(),
+                              key=lambda item: (order.index(item[0]) if item[0] in order else len(order), item[0])))
+        gains = ", ".join(f"{method} {entry['gain_db']:+.2f} dB" for method, entry in methods.items()
+                          if "gain_db" in entry)
+        scores = ", ".join(f"{method} {entry['niqe']:.2f}" for method, entry in methods.items() if "niqe" in entry)
+        lines.append(f"{version:<6} bicubic {methods['bicubic']['y_psnr']:.2f} dB; gain: {gains}"
+                     + (f"; NIQE: {scores}" if scores else ""))
+    if "niqe_hr" in report:
+        lines.append(f"NIQE (lower is more natural) of the clean HR: {report['niqe_hr']:.2f}")
+    return "\n".join(lines)

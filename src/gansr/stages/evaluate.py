@@ -1,4 +1,4 @@
-"""Stage `evaluate`: Y-PSNR/SSIM of each generator vs bicubic, and the style score, on the test split.
+"""Stage `evaluate`: each generator vs bicubic on the test split, clean and degraded, and the style score.
 
 Writes metrics/ and plots/, and logs both to each generator's training run.
 """
@@ -10,11 +10,14 @@ from typing import Any
 from gansr import tracking
 from gansr.config import Params
 from gansr.data.pairs import read_manifest
+from gansr.degraded import evaluate_degraded
 from gansr.evaluation import evaluate, evaluate_extra_sets, load_pairs
 from gansr.inference import load_generator
 from gansr.layout import (
     PER_IMAGE_FILE,
     PER_IMAGE_PLOT,
+    REAL_PLOT,
+    REAL_SCORES_FILE,
     SAMPLES_PLOT,
     STYLE_SCORES_FILE,
     STYLES_PLOT,
@@ -22,7 +25,8 @@ from gansr.layout import (
     Layout,
 )
 from gansr.models.backbone import build_backbone
-from gansr.reporting import format_eval_table, format_style_scores
+from gansr.niqe import fit_pristine
+from gansr.reporting import format_eval_table, format_real_scores, format_style_scores
 from gansr.style.evaluation import evaluate_styles
 from gansr.style.images import load_styles
 from gansr.style.score import headline
@@ -31,15 +35,17 @@ log = logging.getLogger("gansr")
 
 
 def run(params: Params, layout: Layout) -> None:
-    """Score every variant against bicubic, and the styles, on the test split; log to their runs."""
+    """Score every variant against bicubic, clean and degraded, and the styles; log to their runs."""
     test_pairs = load_pairs(read_manifest(layout.validated), layout.validated, "test")
-    summary = _evaluate_variants(params, layout, test_pairs)
-    style_summary = _evaluate_styles(params, layout, test_pairs)
-    log.info("evaluate:\n%s\nstyle: %s", format_eval_table(summary), format_style_scores(style_summary))
-
-
-def _evaluate_variants(params: Params, layout: Layout, test_pairs: list) -> dict[str, Any]:
     models = {name: load_generator(layout.generator(name)) for name in VARIANTS}
+    summary = _evaluate_variants(params, layout, models, test_pairs)
+    real = _evaluate_degraded(params, layout, models, test_pairs)
+    style_summary = _evaluate_styles(params, layout, test_pairs)
+    log.info("evaluate:\n%s\ndegraded test split (gain over bicubic of the same input):\n%s\nstyle: %s",
+             format_eval_table(summary), format_real_scores(real), format_style_scores(style_summary))
+
+
+def _evaluate_variants(params: Params, layout: Layout, models: dict, test_pairs: list) -> dict[str, Any]:
     summary, speed = evaluate(models, test_pairs, params.scale, params.evaluate, layout.metrics, layout.plots)
     extra = evaluate_extra_sets(models, params.evaluate.extra_sets, params.scale, layout.metrics)
     for set_name, scores in extra.items():
@@ -52,6 +58,23 @@ def _evaluate_variants(params: Params, layout: Layout, test_pairs: list) -> dict
         _record(params, layout, name, metrics, [layout.plots / SAMPLES_PLOT, layout.plots / PER_IMAGE_PLOT,
                                                 layout.metrics / PER_IMAGE_FILE])
     return summary
+
+
+def _evaluate_degraded(params: Params, layout: Layout, models: dict, test_pairs: list) -> dict[str, Any]:
+    # NIQE's pristine model: the clean photos the generators were trained on.
+    try:
+        pristine = fit_pristine([p.hr for p in load_pairs(read_manifest(layout.validated), layout.validated,
+                                                           "train")])
+    except ValueError as exc:
+        log.warning("evaluate: no NIQE on the degraded test split: %s", exc)
+        pristine = None
+    report = evaluate_degraded(models, test_pairs, params.scale, params.seed, pristine, params.evaluate,
+                               layout.metrics, layout.plots)
+    for name in VARIANTS:
+        metrics = {f"degraded/{version}_{key}": value for version, methods in report["versions"].items()
+                   for key, value in methods[name].items()}
+        _record(params, layout, name, metrics, [layout.metrics / REAL_SCORES_FILE, layout.plots / REAL_PLOT])
+    return report
 
 
 def _evaluate_styles(params: Params, layout: Layout, test_pairs: list) -> dict[str, Any]:
