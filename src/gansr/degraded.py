@@ -79,9 +79,9 @@ def evaluate_degraded(variants: dict[str, keras.Model], pairs: list[ImagePair], 
     and ``niqe_controls_ranked`` says whether it is below the noisy
     bicubic upscale's, as a working score must rank them. Without a
     pristine model (too few clean photos to fit one) the NIQE figures are
-    left out. The picture
-    shows, per version, the first test image's centre crop: the degraded
-    input, bicubic, each variant and HR, enlarged as ``plots/samples.png`` is.
+    left out. The picture shows, per version, the first test image's
+    centre crop: the degraded input, bicubic, each variant and HR, enlarged
+    as ``plots/samples.png`` is.
     """
     report: dict = {"test_images": len(pairs), "scale": scale, "versions": {}}
 

@@ -13,8 +13,11 @@ The pristine model is fitted here on clean photos of the user's own data
 original fits 125 photos it ships. No maintained package installs here
 without PyTorch or a compiler (piq and pyiqa need PyTorch; brisque needs
 libsvm built from source and OpenCV), so the score is written out with
-NumPy and SciPy, following the paper: 7×7 Gaussian window of σ 7/6, the
-sharpest 75 % of patches for the pristine model, moment-matching fits.
+NumPy and SciPy, following the paper: a 7×7 Gaussian window of σ 7/6,
+moment-matching fits, two scales. Where the paper keeps the pristine
+patches of at least 75 % of the sharpest one's contrast, over many large
+photos, this keeps those of at least 40 %, so that a few small photos still
+give more patches than features.
 """
 
 from __future__ import annotations
@@ -30,7 +33,8 @@ from gansr.metrics import rgb_to_y
 
 PATCH = 48  # pixels: the side of a patch whose statistics make one feature vector
 SHARPNESS_SHARE = 0.4  # pristine patches kept: those at least this share of the sharpest one's contrast
-WINDOW_SIGMA = 7 / 6  # the paper's 7×7 Gaussian window (truncated at 3σ, 7 pixels across)
+WINDOW_SIGMA = 7 / 6  # the paper's Gaussian window: σ 7/6, 7×7 pixels (radius 3)
+WINDOW_RADIUS = 3
 SHAPES = np.arange(0.2, 10.0, 0.001)  # candidate generalised-Gaussian shapes for the moment-matching fits
 # Ratio (E|x|)² / E[x²] of a generalised Gaussian of each shape: the fits look the shape up in it.
 _RATIOS = gamma(2 / SHAPES) ** 2 / (gamma(1 / SHAPES) * gamma(3 / SHAPES))
@@ -49,8 +53,8 @@ def fit_pristine(images: list[np.ndarray]) -> PristineModel:
     """The pristine model of RGB uint8 ``images``: the features of their sharp patches.
 
     A patch is sharp when its luminance contrast (standard deviation) is at
-    least :data:`SHARPNESS_SHARE` of the image's sharpest patch's, as the
-    paper keeps; flat sky and out-of-focus background are left out.
+    least :data:`SHARPNESS_SHARE` of the image's sharpest patch's; flat sky
+    and out-of-focus background are left out.
     Raises ValueError if there are no more sharp patches than features,
     too few to estimate their covariance.
     """
@@ -93,8 +97,9 @@ def _features(y: np.ndarray) -> np.ndarray:
 
 def _mscn(y: np.ndarray) -> np.ndarray:
     """Mean-subtracted, contrast-normalised luminance."""
-    mean = gaussian_filter(y, WINDOW_SIGMA, truncate=3.0, mode="nearest")
-    deviation = np.sqrt(np.abs(gaussian_filter(y * y, WINDOW_SIGMA, truncate=3.0, mode="nearest") - mean**2))
+    window = {"sigma": WINDOW_SIGMA, "radius": WINDOW_RADIUS, "mode": "nearest"}
+    mean = gaussian_filter(y, **window)
+    deviation = np.sqrt(np.abs(gaussian_filter(y * y, **window) - mean**2))
     return (y - mean) / (deviation + 1.0)
 
 
