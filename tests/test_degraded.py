@@ -11,16 +11,9 @@ import skimage.data
 from PIL import Image
 
 from gansr.config import EvaluateConfig
+from gansr.data.degradations import BLUR_SIGMA, JPEG_QUALITY, NOISE_SIGMA, VERSIONS, degradation_steps
 from gansr.data.pairs import bicubic_downscale
-from gansr.degraded import (
-    BLUR_SIGMA,
-    JPEG_QUALITY,
-    NOISE_SIGMA,
-    VERSIONS,
-    degradation_steps,
-    degraded_pairs,
-    evaluate_degraded,
-)
+from gansr.degraded import degraded_pairs, evaluate_degraded
 from gansr.evaluation import ImagePair
 from gansr.niqe import fit_pristine
 from gansr.reporting import format_real_scores

@@ -11,7 +11,7 @@ ringing. Here every test image's LR is made again in four fixed versions:
 - ``all``: the three, in that order (blur → downscale → noise → JPEG).
 
 Each draw depends only on the seed, the version and the image's name
-(:func:`~gansr.data.degradations.degradation_rng`), so the split is the
+(:func:`~gansr.data.degradations.degradation_steps`), so the split is the
 same on every run. The HR target stays the clean photo, so a score says
 how much of the photo a generator restores from that input; the bicubic
 upscale of the same degraded LR is the baseline it must beat. Every output
@@ -29,38 +29,12 @@ import numpy as np
 
 from gansr.atomic import atomic_path, write_json
 from gansr.config import EvaluateConfig
-from gansr.data.degradations import Step, apply_steps, degradation_rng
+from gansr.data.degradations import VERSIONS, apply_steps, degradation_steps
 from gansr.evaluation import BASELINE, ImagePair, sample_grid, score, upscale_with_each
 from gansr.layout import REAL_PLOT, REAL_SCORES_FILE
 from gansr.niqe import PristineModel, niqe
 
-VERSIONS: dict[str, tuple[str, ...]] = {
-    "noise": ("noise",), "jpeg": ("jpeg",), "blur": ("blur",), "all": ("blur", "noise", "jpeg"),
-}
-NOISE_SIGMA = (5.0, 20.0)  # grey levels
-JPEG_QUALITY = (30, 80)
-BLUR_SIGMA = (0.8, 2.0)  # HR pixels
-BLUR_KERNEL = 21  # side of the blur kernel: ±5σ of the widest blur
 REPORTED = ("y_psnr", "ssim", "gain_db")  # per method and version; gain_db is over bicubic of the same input
-
-
-def degradation_steps(version: str, hr_size: tuple[int, int], scale: int, seed: int, name: str) -> list[Step]:
-    """The steps (:func:`~gansr.data.degradations.apply_steps`) that make ``name``'s LR in ``version``."""
-    if version not in VERSIONS:
-        raise ValueError(f"unknown degradation version {version!r}; known: {', '.join(VERSIONS)}")
-    rng = degradation_rng(seed, f"degraded/{version}/{name}")
-    height, width = hr_size
-    steps: list[Step] = []
-    if "blur" in VERSIONS[version]:
-        sigma = round(float(rng.uniform(*BLUR_SIGMA)), 4)
-        steps.append({"op": "blur", "kernel_size": BLUR_KERNEL, "sigma_x": sigma, "sigma_y": sigma, "angle": 0.0})
-    steps.append({"op": "resize", "mode": "bicubic", "height": height // scale, "width": width // scale})
-    if "noise" in VERSIONS[version]:
-        steps.append({"op": "noise", "sigma": round(float(rng.uniform(*NOISE_SIGMA)), 4), "gray": False,
-                      "seed": int(rng.integers(2**32))})
-    if "jpeg" in VERSIONS[version]:
-        steps.append({"op": "jpeg", "quality": int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1))})
-    return steps
 
 
 def degraded_pairs(pairs: list[ImagePair], version: str, scale: int, seed: int) -> list[ImagePair]:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from gansr.degraded import VERSIONS
+from gansr.data.degradations import VERSIONS
 from gansr.layout import VARIANTS
 
 

@@ -87,7 +87,7 @@ def _upscaler(model: str | Path | None, root: Path | None, runtime: str, device:
               style_image: Path | None = None) -> TiledUpscaler:
     """The upscaler ``model`` runs in: LiteRT on its TFLite export, or TensorFlow (:func:`_runs_light`).
 
-    With ``style_image``, TensorFlow runs ``model`` with that image as its one style.
+    With ``style_image`` (which :func:`upscale` runs on TensorFlow), ``model`` gets that image as its one style.
     """
     tiling = {"tile": tile, "overlap": overlap, "max_memory": max_memory}
 
@@ -95,9 +95,8 @@ def _upscaler(model: str | Path | None, root: Path | None, runtime: str, device:
         return generator if style_image is None else _with_style_image(generator, style_image)
 
     if not str(model).startswith(REGISTRY_SCHEME):
-        light_file = None if style_image is not None else _tflite_file(model, root)
-        return _upscaler_of(model, light_file, lambda: styled(_load(model, root)), runtime, device, precision,
-                            tiling)
+        return _upscaler_of(model, _tflite_file(model, root), lambda: styled(_load(model, root)), runtime, device,
+                            precision, tiling)
     from gansr import tracking
 
     # Download into a folder we own and delete: MLflow would otherwise leave a copy in /tmp.
@@ -107,8 +106,8 @@ def _upscaler(model: str | Path | None, root: Path | None, runtime: str, device:
         def registered() -> keras.Model:
             return tracking.load_downloaded_generator(local, str(model))  # loads the registry (Keras) only now
 
-        light_file = None if style_image is not None else next(local.glob(f"data/**/{EXPORT_FILES['tflite']}"), None)
-        return _upscaler_of(model, light_file, lambda: styled(registered()), runtime, device, precision, tiling)
+        return _upscaler_of(model, next(local.glob(f"data/**/{EXPORT_FILES['tflite']}"), None),
+                            lambda: styled(registered()), runtime, device, precision, tiling)
 
 
 def _upscaler_of(model: str | Path | None, light_file: Path | None, keras_model: Callable[[], keras.Model],

@@ -9,6 +9,10 @@ Drawing and applying are separate: :func:`draw_steps` makes every random
 choice up front and returns them as a JSON-ready list of steps, and
 :func:`apply_steps` is a pure function of the image and that list. The
 manifest records the steps, so any LR can be rebuilt from its record alone.
+
+The same steps make the degraded test split (:func:`degradation_steps`,
+scored by :mod:`gansr.degraded`): noise only, JPEG only, blur only, and
+all three, each drawn from the seed and the image's name.
 """
 
 from __future__ import annotations
@@ -31,6 +35,14 @@ RESIZE_FILTERS = {
     "bicubic": Image.Resampling.BICUBIC,
 }
 DIGITS = 4  # drawn reals are rounded before use, so the record is exactly what was applied
+# The degraded test split's versions (gansr.degraded scores the generators on them), and their ranges.
+VERSIONS: dict[str, tuple[str, ...]] = {
+    "noise": ("noise",), "jpeg": ("jpeg",), "blur": ("blur",), "all": ("blur", "noise", "jpeg"),
+}
+NOISE_SIGMA = (5.0, 20.0)  # grey levels
+JPEG_QUALITY = (30, 80)
+BLUR_SIGMA = (0.8, 2.0)  # HR pixels
+BLUR_KERNEL = 21  # side of the blur kernel: ±5σ of the widest blur
 
 
 def degradation_rng(seed: int, name: str) -> np.random.Generator:
@@ -59,6 +71,25 @@ def apply_steps(hr: np.ndarray, steps: list[Step]) -> np.ndarray:
     for step in steps:
         image = _APPLY[step["op"]](image, step)
     return _to_uint8(image)
+
+
+def degradation_steps(version: str, hr_size: tuple[int, int], scale: int, seed: int, name: str) -> list[Step]:
+    """The steps (:func:`apply_steps`) that make ``name``'s LR in ``version`` of the degraded test split."""
+    if version not in VERSIONS:
+        raise ValueError(f"unknown degradation version {version!r}; known: {', '.join(VERSIONS)}")
+    rng = degradation_rng(seed, f"degraded/{version}/{name}")
+    height, width = hr_size
+    steps: list[Step] = []
+    if "blur" in VERSIONS[version]:
+        sigma = _uniform(rng, BLUR_SIGMA)
+        steps.append({"op": "blur", "kernel_size": BLUR_KERNEL, "sigma_x": sigma, "sigma_y": sigma, "angle": 0.0})
+    steps.append({"op": "resize", "mode": "bicubic", "height": height // scale, "width": width // scale})
+    if "noise" in VERSIONS[version]:
+        steps.append({"op": "noise", "sigma": _uniform(rng, NOISE_SIGMA), "gray": False,
+                      "seed": int(rng.integers(2**32))})
+    if "jpeg" in VERSIONS[version]:
+        steps.append({"op": "jpeg", "quality": int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1))})
+    return steps
 
 
 def gaussian_kernel(size: int, sigma_x: float, sigma_y: float, angle: float) -> np.ndarray:
