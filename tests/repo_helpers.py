@@ -23,6 +23,7 @@ TINY = {
     "model": {"channels": 8, "blocks": 1, "disc_channels": 4},
     "train": {"patch_size": 32, "batch_size": 4, "pretrain_steps": 12, "gan_steps": 6,
               "checkpoint_every": 5, "log_every": 4},
+    "real": {"pixel_steps": 6, "gan_steps": 4},
     "style": {"steps": 4, "image_size": 128, "patches": 256},  # smaller, quicker
     "evaluate": {"sample_crop": 32},
 }

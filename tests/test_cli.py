@@ -151,11 +151,11 @@ def test_summary_says_what_precision_each_phase_trained_in(tmp_path: Path, capsy
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory: pytest.TempPathFactory, model_path: Path) -> Path:
-    """A trained project: params.yaml, an exported generator and a psnr one, and a docs/ subfolder."""
+    """A trained project: params.yaml, an exported generator, a psnr and a real one, and a docs/ subfolder."""
     root = tmp_path_factory.mktemp("project")
     (root / "params.yaml").write_text("scale: 3\n")
     (root / "docs").mkdir()
-    for folder in ("export", "psnr"):
+    for folder in ("export", "psnr", "real"):
         (root / "models" / folder).mkdir(parents=True)
         (root / "models" / folder / "generator.keras").write_bytes(model_path.read_bytes())
     Image.new("RGB", (5, 4), "red").save(root / "docs" / "photo.png")
@@ -169,6 +169,22 @@ def test_upscale_from_a_subfolder_uses_the_project_above(project: Path, model: l
     assert done.returncode == 0, done.stderr
     with Image.open(project / "docs" / "big.png") as out:
         assert out.size == (15, 12)
+
+
+def test_a_noisy_photo_is_told_of_the_real_model_unless_it_runs(project: Path, tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch, capsys) -> None:
+    grain = np.random.default_rng(0).normal(128, 15, (48, 64, 3))
+    Image.fromarray(np.clip(grain, 0, 255).astype(np.uint8)).save(tmp_path / "noisy.png")
+    Image.new("RGB", (64, 48), "red").save(tmp_path / "clean.png")
+    monkeypatch.chdir(tmp_path)
+    upscale("noisy.png", "default.png", "--root", project)
+    hint = capsys.readouterr().err
+    assert hint.count("\n") == 1 and "noisy.png" in hint and "noisy" in hint and "--model real" in hint
+    upscale("noisy.png", "real.png", "--root", project, "--model", "real")
+    upscale("clean.png", "clean-out.png", "--root", project)
+    assert "--model real" not in capsys.readouterr().err
+    # The hint changes nothing in the output.
+    assert np.array_equal(np.asarray(Image.open("default.png")), np.asarray(Image.open("real.png")))
 
 
 def test_upscale_outside_any_project_uses_the_installed_one_or_root(project: Path, tmp_path: Path,

@@ -37,6 +37,8 @@ def test_every_key_in_params_yaml_is_known() -> None:
         ({"train": {"batch_size": "16"}}, "train.batch_size must be a int"),
         ({"loss": {"perceptual_weight": -1}}, "loss.perceptual_weight must be >= 0"),
         ({"train": {"patch_sise": 96}}, "unknown key train.patch_sise"),
+        ({"real": {"noise_prob": 1.5}}, "real.noise_prob must be in .0, 1., got 1.5"),
+        ({"real": {"pixel_steps": 0}}, "real.pixel_steps must be > 0, got 0"),
         ({"scale": 3, "train": {"patch_size": 96}, "pairs": {"min_hr_size": 96}}, None),
         ({"scale": 4, "train": {"patch_size": 90}}, "train.patch_size must be a multiple of scale"),
         ({"pairs": {"val_fraction": 0.5, "test_fraction": 0.5}}, "must be < 1"),
@@ -59,3 +61,10 @@ def test_unreadable_params_file(tmp_path: Path) -> None:
         load_params(bad)
     with pytest.raises(ConfigError, match="cannot read"):
         load_params(tmp_path / "missing.yaml")
+
+
+def test_the_real_generator_has_its_own_champion_rule() -> None:
+    cfg = parse_params({"tracking": {"registered_model": "sr", "champion_metric": "ssim"}}).tracking
+    assert cfg.registered("sr-real").champion_metric == "degraded_gain_db"
+    assert cfg.registered("sr-real").registered_model == "sr-real"
+    assert cfg.registered("sr-psnr").champion_metric == cfg.registered("sr").champion_metric == "ssim"

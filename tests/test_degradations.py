@@ -7,8 +7,15 @@ import math
 import numpy as np
 import pytest
 
-from gansr.config import PairsConfig, parse_params
-from gansr.data.degradations import apply_steps, degradation_rng, draw_steps, gaussian_kernel
+from gansr.config import PairsConfig, RealConfig, parse_params
+from gansr.data.degradations import (
+    apply_steps,
+    crop_steps,
+    degradation_rng,
+    degrade_crop,
+    draw_steps,
+    gaussian_kernel,
+)
 from gansr.errors import ConfigError
 
 CFG = PairsConfig(degradation="realistic")
@@ -145,3 +152,27 @@ def test_yaml_ranges_and_switches_parse():
                                      "blur_sigma": [0.5, 2], "jpeg_quality": [40, 90]}})
     assert params.pairs.second_order is True
     assert params.pairs.blur_sigma == (0.5, 2.0) and params.pairs.jpeg_quality == (40, 90)
+
+
+def test_crop_steps_take_each_step_with_its_own_probability() -> None:
+    probs = RealConfig(blur_prob=0.2, noise_prob=0.5, jpeg_prob=0.8)
+    rng = np.random.default_rng(0)
+    chains = [crop_steps(rng, (96, 96), 4, PairsConfig(), probs) for _ in range(2000)]
+    for op, prob in (("blur", 0.2), ("noise", 0.5), ("jpeg", 0.8)):
+        share = np.mean([any(step["op"] == op for step in chain) for chain in chains])
+        assert abs(share - prob) < 0.04, op
+    # Independent steps: every combination occurs, clean crops included; the order is always the same.
+    combinations = {tuple(step["op"] for step in chain) for chain in chains}
+    assert len(combinations) == 8 and ("resize",) in combinations
+    assert ("blur", "resize", "noise", "jpeg") in combinations
+    assert all(step["mode"] == "bicubic" and (step["height"], step["width"]) == (24, 24)
+               for chain in chains for step in chain if step["op"] == "resize")
+
+
+def test_a_crop_degradation_depends_on_its_seed_alone() -> None:
+    hr = np.random.default_rng(1).integers(0, 256, (32, 32, 3), dtype=np.uint8)
+    first = [degrade_crop(hr, seed, 4, PairsConfig(), RealConfig()) for seed in range(6)]
+    again = [degrade_crop(hr, seed, 4, PairsConfig(), RealConfig()) for seed in range(6)]
+    assert all(np.array_equal(a, b) for a, b in zip(first, again))
+    assert len({a.tobytes() for a in first}) > 1
+    assert all(a.shape == (8, 8, 3) and a.dtype == np.uint8 for a in first)

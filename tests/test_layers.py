@@ -15,7 +15,7 @@ ROOT = "gansr"
 LAYERS = (
     ("foundations", (ROOT, "gansr.config", "gansr.errors", "gansr.atomic", "gansr.layout", "gansr.quiet")),
     ("building blocks", ("gansr.imageio", "gansr.data", "gansr.models", "gansr.losses", "gansr.metrics",
-                         "gansr.niqe", "gansr.style", "gansr.tiling")),
+                         "gansr.niqe", "gansr.input_quality", "gansr.style", "gansr.tiling")),
     ("work", ("gansr.training", "gansr.evaluation", "gansr.degraded", "gansr.inference", "gansr.lite",
               "gansr.export", "gansr.video", "gansr.validation", "gansr.reporting", "gansr.style.training",
               "gansr.style.evaluation")),

@@ -14,6 +14,31 @@ def test_pixel_losses() -> None:
     assert float(losses.pixel_loss(sr, hr, "l2")) == pytest.approx(3.5)
 
 
+@pytest.mark.parametrize("kind", ["l1", "l2"])
+def test_balanced_pixel_loss_counts_each_crop_by_its_relative_error(kind: str) -> None:
+    hr = tf.zeros((2, 4, 4, 3))
+    clean_error, noisy_error = 0.01, 0.2  # one crop almost right, one far off
+
+    def both(loss, clean: float, noisy: float) -> float:
+        sr = tf.stack([tf.fill((4, 4, 3), clean), tf.fill((4, 4, 3), noisy)])
+        return float(loss(sr, hr, kind))
+
+    floor = losses.LOG_FLOOR if kind == "l1" else losses.LOG_FLOOR ** 2
+    power = 1 if kind == "l1" else 2
+    expected = np.mean(np.log([clean_error ** power + floor, noisy_error ** power + floor]))
+    assert both(losses.balanced_pixel_loss, clean_error, noisy_error) == pytest.approx(expected, rel=1e-5)
+    # Halving the clean crop's error gains about as much as halving the noisy one's (the floor aside) ...
+    start = both(losses.balanced_pixel_loss, clean_error, noisy_error)
+    clean_gain = start - both(losses.balanced_pixel_loss, clean_error / 2, noisy_error)
+    noisy_gain = start - both(losses.balanced_pixel_loss, clean_error, noisy_error / 2)
+    assert clean_gain == pytest.approx(noisy_gain, rel=0.2)
+    # ... where the plain mean rewards the noisy crop many times more.
+    plain = both(losses.pixel_loss, clean_error, noisy_error)
+    plain_clean = plain - both(losses.pixel_loss, clean_error / 2, noisy_error)
+    plain_noisy = plain - both(losses.pixel_loss, clean_error, noisy_error / 2)
+    assert plain_noisy > 10 * plain_clean
+
+
 def test_perceptual_loss_is_mean_abs_feature_distance() -> None:
     a = [tf.ones((1, 2, 2, 3)), tf.zeros((1, 1, 1, 2))]
     b = [tf.zeros((1, 2, 2, 3)), tf.ones((1, 1, 1, 2)) * 3]

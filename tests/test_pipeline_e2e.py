@@ -33,11 +33,13 @@ def repo(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_every_stage_wrote_its_outputs(repo: Path) -> None:
     for path in ("data/raw/sources.csv", "data/pairs/manifest.parquet", "reports/validation/index.html",
                  "metrics/validation.json", "models/psnr/generator.keras", "models/gan/generator.keras",
+                 "models/real_psnr/generator.keras", "models/real/generator.keras",
                  "models/style/generator.keras", "metrics/style.json", "plots/styles.png",
+                 "metrics/real.json", "plots/real.png",
                  "metrics/eval.json", "metrics/per_image.csv", "plots/samples.png",
                  "models/export/generator.keras", "models/registry.json", "dvc.lock"):
         assert (repo / path).is_file(), path
-    for variant in ("psnr", "gan", "style"):
+    for variant in ("psnr", "gan", "real", "style"):
         for name in ("generator.keras", "saved_model/saved_model.pb", "generator_fp16.tflite"):
             assert (repo / "models" / "export" / variant / name).is_file(), f"{variant}/{name}"
     # Checkpoints are removed once a phase's outputs are safely in place.
@@ -47,7 +49,7 @@ def test_every_stage_wrote_its_outputs(repo: Path) -> None:
 def test_metrics_compare_each_generator_with_bicubic(repo: Path) -> None:
     metrics = json.loads((repo / "metrics" / "eval.json").read_text())
     assert metrics["test_images"] >= 1
-    for method in ("bicubic", "psnr", "gan"):
+    for method in ("bicubic", "psnr", "gan", "real"):
         assert 10 < metrics[method]["y_psnr"] < 60
         assert 0 < metrics[method]["ssim"] <= 1
     for method in ("psnr", "gan"):
@@ -94,13 +96,14 @@ def test_mlflow_runs_and_registry(repo: Path) -> None:
     # Each training run names the data it trained on by DVC's hash of the validated manifest.
     validated = yaml.safe_load((repo / "dvc.lock").read_text())["stages"]["validate"]["outs"]
     digest = next(out["md5"] for out in validated if out["path"] == "data/validated")
-    for run_name in ("psnr", "gan", "style"):
+    for run_name in ("psnr", "gan", "real_psnr", "real", "style"):
         (found,) = client.search_runs([run_.info.experiment_id], f"attributes.run_name = '{run_name}'")
         (data,) = found.inputs.dataset_inputs
         assert (data.dataset.name, data.dataset.digest) == ("data/validated", digest), run_name
     assert client.get_experiment(run_.info.experiment_id).tags["mlflow.experimentKind"] == "custom_model_development"
     # One registered model per variant, each its own champion, all listed in registry.json.
-    assert {v["name"] for v in registration["variants"].values()} == {"gansr", "gansr-psnr", "gansr-style"}
+    assert {v["name"] for v in registration["variants"].values()} == {"gansr", "gansr-psnr", "gansr-real",
+                                                                      "gansr-style"}
     for variant, entry in registration["variants"].items():
         assert int(client.get_model_version_by_alias(entry["name"], "champion").version) == 1, variant
         assert entry["max_error"]["tflite"] <= 2 / 255
@@ -116,7 +119,7 @@ def test_second_repro_is_a_quick_no_op(repo: Path) -> None:
     assert time.monotonic() - started < 60
 
 
-def test_a_gan_loss_weight_reruns_only_train_gan_and_what_follows(repo: Path) -> None:
+def test_a_gan_loss_weight_reruns_only_the_adversarial_stages_and_what_follows(repo: Path) -> None:
     params_file = repo / "params.yaml"
     original = params_file.read_text()
     params = yaml.safe_load(original)
@@ -124,10 +127,11 @@ def test_a_gan_loss_weight_reruns_only_train_gan_and_what_follows(repo: Path) ->
     try:
         params_file.write_text(yaml.safe_dump(params, sort_keys=False))
         status = run(repo, "dvc", "status", "--json")
-        assert set(json.loads(status.stdout)) == {"train_gan"}, status.stdout  # the one stage declaring it
-        # Nothing before it reruns; the stages after it rerun because its output then changes.
+        # The two adversarial stages declare it.
+        assert set(json.loads(status.stdout)) == {"train_gan", "train_real"}, status.stdout
+        # Nothing before them reruns; the stages after them rerun because their outputs then change.
         dry = run(repo, "dvc", "repro", "--dry")
-        assert re.findall(r"Running stage '(\w+)'", dry.stdout) == ["train_gan"], dry.stdout
+        assert set(re.findall(r"Running stage '(\w+)'", dry.stdout)) == {"train_gan", "train_real"}, dry.stdout
     finally:
         params_file.write_text(original)
     assert json.loads(run(repo, "dvc", "status", "--json").stdout) == {}

@@ -64,7 +64,8 @@ def tiny_generator(name: str = "generator") -> keras.Model:
 def train(phase: str, params: Params, pairs_dir: Path, init_dir: Path | None, out_dir: Path, checkpoints: Path,
           root: Path) -> dict[str, Any]:
     """One training phase, recorded in the MLflow store of the repository at ``root`` as its stage does."""
-    builders = {"psnr": phases.psnr_phase, "gan": phases.gan_phase, "style": style_phase}
+    builders = {"psnr": phases.psnr_phase, "gan": phases.gan_phase, "real_psnr": phases.real_psnr_phase,
+                "real": phases.real_phase, "style": style_phase}
     return phases.train(phase, builders[phase], params, pairs_dir, init_dir, out_dir, checkpoints,
                         tracking.MlflowRunLog(root, params.tracking.experiment))
 
@@ -199,6 +200,32 @@ def test_crops_are_reproducible_per_seed(pairs_dir: Path) -> None:
 
     np.testing.assert_array_equal(first(5), first(5))
     assert not np.array_equal(first(5), first(6))  # a resumed run (seed + step) draws fresh crops
+
+
+def test_real_crops_are_made_from_the_hr_crop_and_reproducible(pairs_dir: Path) -> None:
+    manifest = read_manifest(pairs_dir)
+    params = tiny_params()
+
+    def batches(seed: int, degrade: Any, count: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
+        dataset = training_dataset(manifest, pairs_dir, SCALE, PATCH, BATCH, seed=seed, degrade=degrade)
+        return [(to_u8(lr), to_u8(hr)) for lr, hr in dataset.take(count)]
+
+    plain, real = batches(5, None), batches(5, phases.real_crops(params))
+    again = batches(5, phases.real_crops(params))
+    for (plain_lr, plain_hr), (real_lr, real_hr), (again_lr, _) in zip(plain, real, again):
+        np.testing.assert_array_equal(real_hr, plain_hr)  # the same crops ...
+        np.testing.assert_array_equal(real_lr, again_lr)  # ... degraded the same way on every run
+        assert real_lr.shape == plain_lr.shape
+    # Some crops are blurred, noised or compressed, so their LR differs from the pair's.
+    differences = [np.abs(r[0].astype(int) - p[0]).mean() for p, r in zip(plain, real)]
+    assert max(differences) > 2
+    # With every step switched off, each LR is the bicubic downscale of its HR crop, as the pair's LR is.
+    clean = parse_params({**TINY, "real": {"blur_prob": 0.0, "noise_prob": 0.0, "jpeg_prob": 0.0}})
+    for (lr, hr), _ in zip(batches(5, phases.real_crops(clean)), plain):
+        for lr_crop, hr_crop in zip(lr, hr):
+            downscaled = np.asarray(Image.fromarray(hr_crop).resize(lr_crop.shape[1::-1],
+                                                                   Image.Resampling.BICUBIC), int)
+            assert np.abs(downscaled - lr_crop).max() <= 1
 
 
 # --- steps and EMA --------------------------------------------------------------------------
@@ -589,6 +616,24 @@ def test_train_gan_fine_tunes_the_pretrained_generator(psnr_run: dict[str, Any],
     assert "random-filter backbone" in run.data.tags["gansr.warning"]  # the fallback is never silent
     assert summary["run_id"] != psnr_run["summary"]["run_id"]
     assert list((tmp_path / "checkpoints").iterdir()) == []
+
+
+@pytest.mark.slow
+def test_the_real_phases_fine_tune_the_pretrained_generator_on_degraded_crops(
+        psnr_run: dict[str, Any], pairs_dir: Path, mlflow_uri: str, tmp_path: Path) -> None:
+    params = parse_params({**TINY, "real": {"pixel_steps": 4, "gan_steps": 2}})
+    pixel = train("real_psnr", params, pairs_dir, psnr_run["out"], tmp_path / "real_psnr", tmp_path / "checkpoints",
+                  tmp_path)
+    real = train("real", params, pairs_dir, tmp_path / "real_psnr", tmp_path / "real", tmp_path / "checkpoints",
+                 tmp_path)
+    assert (pixel["steps"], set(pixel["final_losses"])) == (4, {"log_pixel"})  # each crop's loss, logged
+    assert (real["steps"], set(real["final_losses"])) == (2, GAN_LOSSES)
+    before = load_generator(psnr_run["out"] / "generator.keras").get_layer("block0_conv1").get_weights()[0]
+    for folder in ("real_psnr", "real"):
+        after = load_generator(tmp_path / folder / "generator.keras").get_layer("block0_conv1").get_weights()[0]
+        assert np.abs(after - before).max() > 0, folder
+    client = MlflowClient(tracking_uri=mlflow_uri)
+    assert client.get_run(real["run_id"]).data.params["real.noise_prob"] == "0.3"
 
 
 def test_fine_tuning_without_a_pretrained_generator_is_a_gansr_error(pairs_dir: Path, mlflow_uri: str,

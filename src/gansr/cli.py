@@ -1,6 +1,6 @@
 """The ``gansr`` command: upscale images, list and promote registered generators.
 
-    gansr upscale INPUT OUTPUT [--model psnr|gan|style|PATH|models:/NAME@ALIAS] [--style NAME|INDEX|IMAGE]
+    gansr upscale INPUT OUTPUT [--model psnr|gan|real|style|PATH|models:/NAME@ALIAS] [--style NAME|INDEX|IMAGE]
                   [--tile N | --max-memory MIB] [--overlap M] [--runtime auto|tf|lite] [--device cpu|gpu|auto]
                   [--precision auto|float32|float16|bfloat16]
     gansr info [--name NAME]
@@ -21,7 +21,6 @@ stderr; for a folder, one or more files skipped); 2 bad command-line usage;
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 from collections.abc import Callable
 from pathlib import Path
@@ -147,7 +146,7 @@ def _tracking_config(root: Path, name: str | None) -> TrackingConfig:
 
     params_file = root / PARAMS_FILE
     cfg = load_params(params_file).tracking if params_file.is_file() else TrackingConfig()
-    return dataclasses.replace(cfg, registered_model=name) if name else cfg
+    return cfg.registered(name) if name else cfg
 
 
 def _score(metric: str, tag: str | None) -> str:
@@ -227,9 +226,10 @@ def _add_upscale(sub: Any, project: argparse.ArgumentParser) -> None:
     up.add_argument("output", type=Path, metavar="OUTPUT",
                     help="PNG file to write for an image, video file for a video, folder for a folder")
     up.add_argument("--model", metavar="VARIANT|PATH|URI",
-                    help="psnr, gan or style (the generator a training stage wrote, as exported), a .keras "
-                         "or .tflite file, or a registry URI such as models:/gansr@champion (default: the "
-                         "project's exported GAN generator)")
+                    help="psnr, gan, real or style (the generator a training stage wrote, as exported; "
+                         "real: for noisy, compressed or blurred photos), a .keras or .tflite file, or a "
+                         "registry URI such as models:/gansr@champion (default: the project's exported GAN "
+                         "generator)")
     up.add_argument("--style", default="none", metavar="NAME|INDEX|IMAGE",
                     help="render in this style: with --model style, a style name such as gravel or its "
                          "index 1..N; with any generator, an image file, whose style is drawn without "

@@ -179,6 +179,31 @@ class LossConfig:
 
 
 @dataclass(frozen=True)
+class RealConfig:
+    """The ``real`` generator (``train_real`` stage): the PSNR-oriented one fine-tuned on degraded crops.
+
+    Each training crop's LR is made anew from its HR crop: blur, bicubic
+    downscale, noise, JPEG, each step taken with its own probability and
+    drawn from the ``pairs`` ranges, so crops come clean, blurred, noisy,
+    compressed or several at once.
+    """
+
+    pixel_steps: int = 1000  # pixel loss first ...
+    gan_steps: int = 100  # ... then the adversarial phase, with train.gan_lr and the loss section's weights
+    lr: float = 5e-5  # the pixel phase's peak learning rate
+    blur_prob: float = 0.3
+    noise_prob: float = 0.3
+    jpeg_prob: float = 0.3
+
+    def __post_init__(self) -> None:
+        for key in ("pixel_steps", "gan_steps", "lr"):
+            _check_positive(f"real.{key}", getattr(self, key))
+        for key in ("blur_prob", "noise_prob", "jpeg_prob"):
+            if not 0 <= getattr(self, key) <= 1:
+                raise ConfigError(f"real.{key} must be in [0, 1], got {getattr(self, key)}")
+
+
+@dataclass(frozen=True)
 class StyleConfig:
     """Style images and the style fine-tuning phase (``train_style`` stage)."""
 
@@ -235,6 +260,14 @@ class TrackingConfig:
     registered_model: str = "gansr"
     champion_metric: str = "y_psnr"
     champion_margin: float = 0.0
+    # <registered_model>-real's rule: it is made for degraded photos, so the degraded split decides.
+    real_champion_metric: str = "degraded_gain_db"
+
+    def registered(self, name: str) -> TrackingConfig:
+        """This config for registered model ``name``, with its champion rule."""
+        real = name == f"{self.registered_model}-real"
+        return dataclasses.replace(self, registered_model=name,
+                                   champion_metric=self.real_champion_metric if real else self.champion_metric)
 
 
 @dataclass(frozen=True)
@@ -262,6 +295,7 @@ class Params:
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     loss: LossConfig = field(default_factory=LossConfig)
+    real: RealConfig = field(default_factory=RealConfig)
     style: StyleConfig = field(default_factory=StyleConfig)
     evaluate: EvaluateConfig = field(default_factory=EvaluateConfig)
     tracking: TrackingConfig = field(default_factory=TrackingConfig)

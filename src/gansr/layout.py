@@ -7,7 +7,7 @@ from pathlib import Path
 
 from gansr.errors import ConfigError
 
-VARIANTS = ("psnr", "gan")  # the generators scored against bicubic
+VARIANTS = ("psnr", "gan", "real")  # the generators scored against bicubic
 EXPORTED_VARIANTS = (*VARIANTS, "style")
 MAIN_VARIANT = "gan"  # models/export/generator.keras and the registered model tracking.registered_model
 
@@ -85,6 +85,8 @@ class Layout:
     checkpoints: Path
     psnr: Path
     gan: Path
+    real_psnr: Path
+    real: Path
     style: Path
     export: Path
     registry: Path
@@ -103,6 +105,8 @@ class Layout:
             checkpoints=root / "models" / "checkpoints",
             psnr=root / "models" / "psnr",
             gan=root / "models" / "gan",
+            real_psnr=root / "models" / "real_psnr",
+            real=root / "models" / "real",
             style=root / "models" / "style",
             export=root / "models" / "export",
             # What export registered in the MLflow store: a record of the store, like mlflow.db, so
@@ -113,7 +117,7 @@ class Layout:
         )
 
     def generator(self, variant: str) -> Path:
-        """The generator file of ``variant`` (psnr, gan or style), as its training stage wrote it."""
+        """The generator file of ``variant`` (psnr, gan, real or style), as its training stage wrote it."""
         if variant not in EXPORTED_VARIANTS:
             raise ValueError(f"no variant named {variant!r}; the variants are {', '.join(EXPORTED_VARIANTS)}")
         return getattr(self, variant) / GENERATOR_FILE

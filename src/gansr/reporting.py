@@ -49,3 +49,12 @@ def format_real_scores(report: dict[str, Any]) -> str:
     if "niqe_hr" in report:
         lines.append(f"NIQE (lower is more natural) of the clean HR: {report['niqe_hr']:.2f}")
     return "\n".join(lines)
+
+
+def degraded_headline(report: dict[str, Any], method: str) -> dict[str, float]:
+    """``method``'s gain over bicubic in each version of the degraded test split, and their mean.
+
+    The mean, ``degraded_gain_db``, is the ``real`` generator's champion rule.
+    """
+    gains = {f"degraded_{version}_gain_db": entry[method]["gain_db"] for version, entry in report["versions"].items()}
+    return {**gains, "degraded_gain_db": round(sum(gains.values()) / len(gains), 4)}

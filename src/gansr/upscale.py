@@ -33,7 +33,7 @@ def upscale(model: str | Path | None, source: Path, target: Path, *, device: str
             root: Path | None = None, runtime: str = "auto", max_memory: int | None = None) -> None:
     """Upscale ``source`` (an image, a video or a folder of them) into ``target``, reporting on stdout.
 
-    ``model`` is a variant (psnr, gan, style), a ``.keras`` or ``.tflite``
+    ``model`` is a variant (psnr, gan, real, style), a ``.keras`` or ``.tflite``
     file or a registry URI; None is the generator the export stage wrote.
     Variants and registry URIs are those of the project
     :func:`~gansr.layout.project_root` finds from ``root``. ``runtime``
@@ -63,9 +63,11 @@ def upscale(model: str | Path | None, source: Path, target: Path, *, device: str
         upscaler.style = 1 if style_image is not None else upscaler.style_index(style)
     except ConfigError as exc:
         raise ConfigError(f"--{exc}") from exc
+    # The generators trained on clean bicubic inputs; a noisy or JPEG-blocked photo is told of `real`.
+    hint = model is None or str(model) in set(EXPORTED_VARIANTS) - {"real"}
     if not source.is_dir():
         output = target / _output_name(source) if target.is_dir() else target
-        print(_upscale_file(upscaler, source, output, print))
+        print(_upscale_file(upscaler, source, output, print, hint))
         return
     from tqdm import tqdm
 
@@ -73,7 +75,7 @@ def upscale(model: str | Path | None, source: Path, target: Path, *, device: str
     failed = 0
     for image, output in tqdm(jobs, desc="upscale", unit="file"):
         try:
-            _upscale_file(upscaler, image, output, tqdm.write)
+            _upscale_file(upscaler, image, output, tqdm.write, hint)
         except DataError as exc:
             failed += 1
             tqdm.write(f"skipped {exc}", file=sys.stderr)
@@ -232,20 +234,28 @@ def _output_name(source: Path) -> str:
     return source.name if is_video(source) else f"{source.stem}.png"
 
 
-def _upscale_file(upscaler: TiledUpscaler, source: Path, target: Path, say: Callable[..., None]) -> str:
-    """Upscale ``source`` (a video or an image) into ``target``; notes go to ``say`` on stderr."""
+def _upscale_file(upscaler: TiledUpscaler, source: Path, target: Path, say: Callable[..., None],
+                  hint: bool) -> str:
+    """Upscale ``source`` (a video or an image) into ``target``; notes go to ``say`` on stderr.
+
+    With ``hint``, an image that looks noisy or JPEG-blocked gets a note that ``--model real`` suits it.
+    """
     from gansr.video import is_video, upscale_video
 
     if is_video(source):
         return upscale_video(upscaler, source, target, say)
-    return _upscale_image(upscaler, source, target, say)
+    return _upscale_image(upscaler, source, target, say, hint)
 
 
-def _upscale_image(upscaler: TiledUpscaler, source: Path, target: Path, say: Callable[..., None]) -> str:
-    """Upscale ``source`` into the PNG ``target``; conversion notes go to ``say`` on stderr."""
+def _upscale_image(upscaler: TiledUpscaler, source: Path, target: Path, say: Callable[..., None],
+                   hint: bool) -> str:
+    """Upscale ``source`` into the PNG ``target``; conversion notes (and ``hint``'s) go to ``say`` on stderr."""
     from gansr.imageio import FAST_PNG, is_large, read_faithful_rgb, write_png
+    from gansr.input_quality import real_photo_hint
 
     image, notes = read_faithful_rgb(source)
+    if hint and (suits_real := real_photo_hint(image)):
+        notes.append(suits_real)
     height, width = image.shape[:2]
     if is_large(height * width):
         notes.append(f"the output will be {width * upscaler.scale}×{height * upscaler.scale} "

@@ -6,11 +6,13 @@ draw aligned random LR/HR crops, each in one of the 8 flips/rotations, in
 parallel, batched, converted to float32 one batch at a time and prefetched, so
 the train step never waits on input and the input work takes little CPU from
 it. Images are sampled in proportion to their area, so a large photo yields
-more crops than a small one.
+more crops than a small one. The ``real`` generator's LR crops are degraded
+anew from their HR crops, each by a draw from its own seed.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
@@ -18,6 +20,7 @@ import pandas as pd
 import tensorflow as tf
 
 AUTOTUNE = tf.data.AUTOTUNE
+CropDegrader = Callable[[np.ndarray, int], np.ndarray]  # (HR crop, uint8; a seed) -> its LR, uint8
 
 
 def split_pairs(manifest: pd.DataFrame, pairs_dir: Path, split: str) -> tuple[list[str], list[str]]:
@@ -72,9 +75,24 @@ def random_crop_pair(lr: tf.Tensor, hr: tf.Tensor, seed: tf.Tensor, lr_patch: in
     return orient(lr, flips, transpose), orient(hr, flips, transpose)
 
 
+def degraded_lr(hr: tf.Tensor, seed: tf.Tensor, lr_patch: int, degrade: CropDegrader) -> tf.Tensor:
+    """``hr``'s LR as ``degrade`` makes it from a number drawn from ``seed`` (a shape-[2] int tensor)."""
+    number = tf.random.stateless_uniform([], tf.random.experimental.stateless_fold_in(seed, 1),
+                                         minval=None, maxval=None, dtype=tf.int64)
+    lr = tf.numpy_function(lambda image, n: degrade(image, int(n) % 2**63), [hr, number], tf.uint8,
+                           stateful=False)
+    lr.set_shape([lr_patch, lr_patch, 3])
+    return lr
+
+
 def training_dataset(manifest: pd.DataFrame, pairs_dir: Path, scale: int, patch_size: int,
-                     batch_size: int, seed: int, split: str = "train") -> tf.data.Dataset:
-    """Endless batches of (LR, HR) float32 crops; HR crops are ``patch_size``²."""
+                     batch_size: int, seed: int, split: str = "train",
+                     degrade: CropDegrader | None = None) -> tf.data.Dataset:
+    """Endless batches of (LR, HR) float32 crops; HR crops are ``patch_size``².
+
+    With ``degrade``, each LR crop is made anew from its HR crop (for the
+    ``real`` generator) instead of cut from the pair's LR.
+    """
     lr_paths, hr_paths = split_pairs(manifest, pairs_dir, split)
     repeats = crops_per_image(manifest, split, patch_size)
     lr_patch = patch_size // scale
@@ -86,10 +104,14 @@ def training_dataset(manifest: pd.DataFrame, pairs_dir: Path, scale: int, patch_
     )
     crops = crops.shuffle(sum(repeats), seed=seed, reshuffle_each_iteration=True).repeat()
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
+
+    def crop(pair: tuple[tf.Tensor, tf.Tensor], s: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
+        lr, hr = random_crop_pair(pair[0], pair[1], s, lr_patch, scale)
+        return (lr if degrade is None else degraded_lr(hr, s, lr_patch, degrade)), hr
+
     return (
         tf.data.Dataset.zip(crops, seeds)
-        .map(lambda pair, s: random_crop_pair(pair[0], pair[1], s, lr_patch, scale),
-             num_parallel_calls=AUTOTUNE)
+        .map(lambda pair, s: crop(pair, s), num_parallel_calls=AUTOTUNE)
         .batch(batch_size, drop_remainder=True)
         .map(to_unit_float)
         .prefetch(AUTOTUNE)

@@ -26,7 +26,7 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
-from gansr.config import PairsConfig
+from gansr.config import PairsConfig, RealConfig
 
 Step = dict[str, Any]
 RESIZE_FILTERS = {
@@ -78,18 +78,33 @@ def degradation_steps(version: str, hr_size: tuple[int, int], scale: int, seed: 
     if version not in VERSIONS:
         raise ValueError(f"unknown degradation version {version!r}; known: {', '.join(VERSIONS)}")
     rng = degradation_rng(seed, f"degraded/{version}/{name}")
-    height, width = hr_size
-    steps: list[Step] = []
-    if "blur" in VERSIONS[version]:
-        sigma = _uniform(rng, BLUR_SIGMA)
-        steps.append({"op": "blur", "kernel_size": BLUR_KERNEL, "sigma_x": sigma, "sigma_y": sigma, "angle": 0.0})
-    steps.append({"op": "resize", "mode": "bicubic", "height": height // scale, "width": width // scale})
-    if "noise" in VERSIONS[version]:
-        steps.append({"op": "noise", "sigma": _uniform(rng, NOISE_SIGMA), "gray": False,
-                      "seed": int(rng.integers(2**32))})
-    if "jpeg" in VERSIONS[version]:
-        steps.append({"op": "jpeg", "quality": int(rng.integers(JPEG_QUALITY[0], JPEG_QUALITY[1] + 1))})
-    return steps
+    drawers: dict[str, Drawer] = {"blur": _fixed_blur, "noise": lambda r: _noise(r, NOISE_SIGMA, gray_prob=0.0),
+                                  "jpeg": lambda r: _quality(r, JPEG_QUALITY)}
+    return _chain(rng, hr_size, scale, **{op: draw if op in VERSIONS[version] else None
+                                          for op, draw in drawers.items()})
+
+
+def crop_steps(rng: np.random.Generator, hr_size: tuple[int, int], scale: int, cfg: PairsConfig,
+               probs: RealConfig) -> list[Step]:
+    """One training crop's degradation for the ``real`` generator: blur, bicubic downscale, noise, JPEG.
+
+    Blur, noise and JPEG are each taken with their own probability in
+    ``probs`` and drawn from ``cfg``'s ranges; the downscale is always
+    bicubic, so a crop that draws none of them is the clean pair.
+    """
+    def maybe(prob: float, draw: Drawer) -> Drawer | None:
+        return draw if rng.random() < prob else None
+
+    return _chain(rng, hr_size, scale,
+                  blur=maybe(probs.blur_prob, lambda r: _draw_blur(r, cfg)),
+                  noise=maybe(probs.noise_prob, lambda r: _draw_noise(r, cfg)),
+                  jpeg=maybe(probs.jpeg_prob, lambda r: _draw_jpeg(r, cfg)))
+
+
+def degrade_crop(hr: np.ndarray, seed: int, scale: int, cfg: PairsConfig, probs: RealConfig) -> np.ndarray:
+    """A training crop's LR, drawn by :func:`crop_steps` from the crop's ``seed`` alone."""
+    rng = np.random.default_rng(seed)
+    return apply_steps(hr, crop_steps(rng, hr.shape[:2], scale, cfg, probs))
 
 
 def gaussian_kernel(size: int, sigma_x: float, sigma_y: float, angle: float) -> np.ndarray:
@@ -109,8 +124,27 @@ def gaussian_kernel(size: int, sigma_x: float, sigma_y: float, angle: float) -> 
 # --- drawing ---------------------------------------------------------------------------------
 
 
+Drawer = Callable[[np.random.Generator], Step]
+
+
+def _chain(rng: np.random.Generator, hr_size: tuple[int, int], scale: int, blur: Drawer | None,
+           noise: Drawer | None, jpeg: Drawer | None) -> list[Step]:
+    """Blur → bicubic downscale to LR → noise → JPEG, the steps given (None: left out) drawn in that order."""
+    height, width = hr_size
+    steps = [blur(rng)] if blur else []
+    steps.append({"op": "resize", "mode": "bicubic", "height": height // scale, "width": width // scale})
+    steps += [draw(rng) for draw in (noise, jpeg) if draw]
+    return steps
+
+
 def _uniform(rng: np.random.Generator, bounds: tuple[float, float]) -> float:
     return round(float(rng.uniform(*bounds)), DIGITS)
+
+
+def _fixed_blur(rng: np.random.Generator) -> Step:
+    """The test split's isotropic blur."""
+    sigma = _uniform(rng, BLUR_SIGMA)
+    return {"op": "blur", "kernel_size": BLUR_KERNEL, "sigma_x": sigma, "sigma_y": sigma, "angle": 0.0}
 
 
 def _draw_blur(rng: np.random.Generator, cfg: PairsConfig) -> Step:
@@ -131,13 +165,21 @@ def _draw_resize(rng: np.random.Generator, size: tuple[int, int]) -> Step:
 
 
 def _draw_noise(rng: np.random.Generator, cfg: PairsConfig) -> Step:
-    return {"op": "noise", "sigma": _uniform(rng, cfg.noise_sigma),
-            "gray": bool(rng.random() < cfg.gray_noise_prob), "seed": int(rng.integers(2**32))}
+    return _noise(rng, cfg.noise_sigma, cfg.gray_noise_prob)
+
+
+def _noise(rng: np.random.Generator, sigma: tuple[float, float], gray_prob: float) -> Step:
+    level = _uniform(rng, sigma)
+    gray = bool(rng.random() < gray_prob) if gray_prob else False  # the test split draws no gray noise
+    return {"op": "noise", "sigma": level, "gray": gray, "seed": int(rng.integers(2**32))}
 
 
 def _draw_jpeg(rng: np.random.Generator, cfg: PairsConfig) -> Step:
-    low, high = cfg.jpeg_quality
-    return {"op": "jpeg", "quality": int(rng.integers(low, high + 1))}
+    return _quality(rng, cfg.jpeg_quality)
+
+
+def _quality(rng: np.random.Generator, bounds: tuple[int, int]) -> Step:
+    return {"op": "jpeg", "quality": int(rng.integers(bounds[0], bounds[1] + 1))}
 
 
 # --- applying ------------------------------------------------------------------------------

@@ -26,7 +26,7 @@ from gansr.layout import (
 )
 from gansr.models.backbone import build_backbone
 from gansr.niqe import fit_pristine
-from gansr.reporting import format_eval_table, format_real_scores, format_style_scores
+from gansr.reporting import degraded_headline, format_eval_table, format_real_scores, format_style_scores
 from gansr.style.evaluation import evaluate_styles
 from gansr.style.images import load_styles
 from gansr.style.score import headline
@@ -71,8 +71,9 @@ def _evaluate_degraded(params: Params, layout: Layout, models: dict, test_pairs:
     report = evaluate_degraded(models, test_pairs, params.scale, params.seed, pristine, params.evaluate,
                                layout.metrics, layout.plots)
     for name in VARIANTS:
-        metrics = {f"degraded/{version}_{key}": value for version, methods in report["versions"].items()
-                   for key, value in methods[name].items()}
+        metrics = {**{f"degraded/{version}_{key}": value for version, methods in report["versions"].items()
+                      for key, value in methods[name].items()},
+                   "degraded/gain_db": degraded_headline(report, name)["degraded_gain_db"]}
         _record(params, layout, name, metrics, [layout.metrics / REAL_SCORES_FILE, layout.plots / REAL_PLOT])
     return report
 

@@ -3,7 +3,6 @@
 import json
 import logging
 from collections.abc import Sequence
-from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -18,11 +17,13 @@ from gansr.layout import (
     EXPORTED_VARIANTS,
     GENERATOR_FILE,
     MAIN_VARIANT,
+    REAL_SCORES_FILE,
     RUNTIME_INFO_FILE,
     STYLE_SCORES_FILE,
     Layout,
 )
 from gansr.models.archive import save_generator
+from gansr.reporting import degraded_headline
 from gansr.style.score import headline
 
 log = logging.getLogger("gansr")
@@ -63,9 +64,10 @@ def _register(params: Params, layout: Layout, variant: str, model: Any, lite: Se
         style_scores = json.loads((layout.metrics / STYLE_SCORES_FILE).read_text())
         metrics = {**scores[MAIN_VARIANT], **headline(style_scores)}
     else:
-        metrics = scores[variant]
+        degraded = json.loads((layout.metrics / REAL_SCORES_FILE).read_text())
+        metrics = {**scores[variant], **degraded_headline(degraded, variant)}
     name = params.tracking.registered_model
-    cfg = replace(params.tracking, registered_model=name if variant == MAIN_VARIANT else f"{name}-{variant}")
+    cfg = params.tracking.registered(name if variant == MAIN_VARIANT else f"{name}-{variant}")
     run_id = tracking.generator_run_id(layout.root, params.tracking.experiment, variant,
                                        layout.generator(variant))
     return {"run_id": run_id, **tracking.register_generator(model, run_id, metrics, cfg, layout.root, lite)}

@@ -1,17 +1,23 @@
-"""The training phases' skeleton (:func:`train`), and the two super-resolution phases it runs.
+"""The training phases' skeleton (:func:`train`), and the super-resolution phases it runs.
 
 1. ``psnr`` (stage ``pretrain``, :func:`psnr_phase`): PSNR-oriented
    pretraining with the pixel loss only.
 2. ``gan`` (stage ``train_gan``, :func:`gan_phase`): adversarial fine-tuning
    from the pretrained EMA weights, with pixel + perceptual + adversarial +
    artifact losses.
-3. ``style`` (stage ``train_style``): the style branch on the frozen GAN
+3. ``real_psnr`` and ``real`` (stages ``finetune_real`` and ``train_real``,
+   :func:`real_psnr_phase`, :func:`real_phase`): the same two phases again,
+   from the ``psnr`` generator, on crops whose LR is degraded anew (blur,
+   noise, JPEG, each with its own probability), for real-world photos; the
+   pixel phase weighs each crop's error on a log scale, so clean crops keep
+   their detail while noisy ones are cleaned.
+4. ``style`` (stage ``train_style``): the style branch on the frozen GAN
    generator, described in :mod:`gansr.style.training`, so that style code
    is no part of the super-resolution phases.
 
 A phase's builder says what it builds under the distribution strategy, which
 losses its step minimises and which weights train. :func:`train` does the rest,
-the same for all three: the tf.distribute strategy (``train.distribute``), the
+the same for all: the tf.distribute strategy (``train.distribute``), the
 precision policy, the seed, the crops, the checkpoint, the run's record and the
 outputs. The checkpoint holds every piece of resumable state (models, EMA,
 optimizers, step and the id of the run that records the phase) in a folder keyed
@@ -27,6 +33,7 @@ the others train in step with it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import json
 import logging
@@ -42,7 +49,8 @@ import tensorflow as tf
 
 from gansr.atomic import atomic_path
 from gansr.config import Params
-from gansr.data.dataset import training_dataset
+from gansr.data.dataset import CropDegrader, training_dataset
+from gansr.data.degradations import degrade_crop
 from gansr.data.pairs import read_manifest
 from gansr.evaluation import load_pairs, score, upscale_with_each
 from gansr.inference import load_generator
@@ -74,6 +82,7 @@ class Phase:
     determined_by: tuple[Any, ...]  # the params beyond seed, scale, model and train that fix the result
     tags: dict[str, str] = field(default_factory=dict)  # for the run and training.json
     score_val: bool = True  # score the val split at the end
+    degrade: CropDegrader | None = None  # makes each LR crop from its HR crop (the real phases)
 
 
 # A phase builder: (params, the generator it starts from or None, precision policy, distribution) -> Phase.
@@ -81,25 +90,65 @@ Builder = Callable[[Params, keras.Model | None, str, Distribution], Phase]
 
 
 def psnr_phase(params: Params, _init: keras.Model | None, policy: str, distribution: Distribution) -> Phase:
-    """The generator from scratch on the pixel loss, with a cosine schedule after a short warm-up."""
+    """The generator from scratch on the pixel loss."""
+    return _pixel_phase(params, None, policy, distribution, params.train.pretrain_steps, params.train.pretrain_lr)
+
+
+def gan_phase(params: Params, pretrained: keras.Model | None, policy: str, distribution: Distribution) -> Phase:
+    """The pretrained generator against a discriminator."""
+    return _adversarial_phase(params, pretrained, policy, distribution, params.train.gan_steps)
+
+
+def real_psnr_phase(params: Params, pretrained: keras.Model | None, policy: str,
+                    distribution: Distribution) -> Phase:
+    """The PSNR-oriented generator fine-tuned on the pixel loss, on crops degraded anew (:func:`real_crops`)."""
+    phase = _pixel_phase(params, pretrained, policy, distribution, params.real.pixel_steps, params.real.lr,
+                         balanced=True)
+    return _on_real_crops(phase, params)
+
+
+def real_phase(params: Params, pretrained: keras.Model | None, policy: str, distribution: Distribution) -> Phase:
+    """The ``real_psnr`` generator against a discriminator, on crops degraded anew (:func:`real_crops`)."""
+    return _on_real_crops(_adversarial_phase(params, pretrained, policy, distribution, params.real.gan_steps),
+                          params)
+
+
+def real_crops(params: Params) -> CropDegrader:
+    """The ``real`` phases' LR crops: each HR crop degraded as its own seed draws (:func:`crop_steps`)."""
+    return functools.partial(degrade_crop, scale=params.scale, cfg=params.pairs, probs=params.real)
+
+
+def _on_real_crops(phase: Phase, params: Params) -> Phase:
+    return dataclasses.replace(phase, degrade=real_crops(params),
+                               determined_by=(*phase.determined_by, params.pairs, params.real))
+
+
+def _pixel_phase(params: Params, init: keras.Model | None, policy: str, distribution: Distribution, steps: int,
+                 peak_lr: float, balanced: bool = False) -> Phase:
+    """The generator (from ``init``'s weights, else from scratch) on the pixel loss (``balanced``: per crop, logged).
+
+    The learning rate follows a cosine schedule after a short warm-up.
+    """
     train = params.train
     with distribution.strategy.scope():
         generator = plain_generator(params)
+        if init is not None:
+            generator.set_weights(init.get_weights())
         ema = ema_of(generator, lambda name: plain_generator(params, name))
-        warmup = max(1, train.pretrain_steps // 50)
+        warmup = max(1, steps // 50)
         schedule = keras.optimizers.schedules.CosineDecay(
-            0.0, max(1, train.pretrain_steps - warmup), alpha=0.01,
-            warmup_target=train.pretrain_lr, warmup_steps=warmup,
+            0.0, max(1, steps - warmup), alpha=0.01, warmup_target=peak_lr, warmup_steps=warmup,
         )
         optimizer = make_optimizer(schedule, policy)
         optimizer.build(generator.trainable_variables)
     step = make_pretrain_step(generator, ema, optimizer, params.loss.pixel, train.ema_decay,
-                              distribution.strategy)
-    return Phase(train.pretrain_steps, step, {"generator": generator, "ema": ema, "optimizer": optimizer},
-                 ema, (params.loss.pixel,))
+                              distribution.strategy, balanced)
+    return Phase(steps, step, {"generator": generator, "ema": ema, "optimizer": optimizer}, ema,
+                 (params.loss.pixel,))
 
 
-def gan_phase(params: Params, pretrained: keras.Model | None, policy: str, distribution: Distribution) -> Phase:
+def _adversarial_phase(params: Params, pretrained: keras.Model | None, policy: str, distribution: Distribution,
+                       steps: int) -> Phase:
     """The pretrained generator against a discriminator; both train, each with its own optimizer.
 
     The generator's sub-pixel head stays as pretrained (:func:`freeze_subpixel_head`).
@@ -120,7 +169,7 @@ def gan_phase(params: Params, pretrained: keras.Model | None, policy: str, distr
                          GanWeights.of(loss), loss.pixel, loss.gan_type, train.ema_decay, distribution.strategy)
     state = {"generator": generator, "ema": ema, "discriminator": discriminator,
              "g_optimizer": g_optimizer, "d_optimizer": d_optimizer}
-    return Phase(train.gan_steps, step, state, ema, (loss,), {"backbone": backbone.kind})
+    return Phase(steps, step, state, ema, (loss,), {"backbone": backbone.kind})
 
 
 def train(name: str, build: Builder, params: Params, pairs_dir: Path, init_dir: Path | None, out_dir: Path,
@@ -158,7 +207,7 @@ def train(name: str, build: Builder, params: Params, pairs_dir: Path, init_dir: 
         taken = start * (distribution.replicas // distribution.workers)
         return distribution.batches(lambda pipeline: training_dataset(
             manifest, pairs_dir, params.scale, train_cfg.patch_size, train_cfg.batch_size,
-            seed=params.seed + pipeline * PIPELINE_SEED_STRIDE).skip(taken))
+            seed=params.seed + pipeline * PIPELINE_SEED_STRIDE, degrade=phase.degrade).skip(taken))
 
     if not distribution.is_chief:
         final = run_loop(phase.step, batches, state, checkpoint_dir, settings, lambda *_: None, distribution)

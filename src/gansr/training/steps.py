@@ -118,17 +118,23 @@ def distributed_step(strategy: tf.distribute.Strategy,
 
 
 def make_pretrain_step(generator: keras.Model, ema: keras.Model, optimizer: keras.optimizers.Optimizer,
-                       pixel_kind: str, ema_decay: float, strategy: tf.distribute.Strategy | None = None) -> Step:
-    """One step of L_resolution minimisation, then an EMA update."""
+                       pixel_kind: str, ema_decay: float, strategy: tf.distribute.Strategy | None = None,
+                       balanced: bool = False) -> Step:
+    """One step of L_resolution minimisation, then an EMA update.
+
+    ``balanced``: each crop's loss counts on a log scale (:func:`~gansr.losses.balanced_pixel_loss`),
+    reported as ``log_pixel``.
+    """
     strategy = strategy or tf.distribute.get_strategy()
+    name, pixel_loss = ("log_pixel", losses.balanced_pixel_loss) if balanced else ("pixel", losses.pixel_loss)
 
     def compute(lr: tf.Tensor, hr: tf.Tensor) -> tuple[Losses, list[tf.Tensor]]:
         with tf.GradientTape() as tape:
             sr = generator(lr, training=True)
-            loss = replica_share(losses.pixel_loss(sr, hr, pixel_kind))
+            loss = replica_share(pixel_loss(sr, hr, pixel_kind))
             scaled = optimizer.scale_loss(loss)
         grads = tape.gradient(scaled, generator.trainable_variables)
-        return {"pixel": loss}, agree_on_finite_gradients(optimizer, grads)
+        return {name: loss}, agree_on_finite_gradients(optimizer, grads)
 
     return distributed_step(strategy, compute, gradient_update(optimizer, generator),
                             ema_update(ema, generator, optimizer, ema_decay))
