@@ -85,7 +85,12 @@ def export_inputs(root: Path, generators: dict[str, keras.Model], experiment: st
             tracking.tag_generator(folder / "generator.keras")
     layout.metrics.mkdir()
     scores = {"y_psnr": 25.0, "ssim": 0.8}
-    (layout.metrics / "eval.json").write_text(json.dumps({"psnr": scores, "gan": scores}))
+    plain = [name for name in generators if name != "style"]
+    (layout.metrics / "eval.json").write_text(json.dumps(dict.fromkeys(plain, scores)))
+    # The degraded split: each generator's gain over bicubic per version (real's champion rule).
+    gains = {name: {"gain_db": 0.5 * i} for i, name in enumerate(plain)}
+    (layout.metrics / "real.json").write_text(json.dumps(
+        {"versions": {version: gains for version in ("noise", "jpeg", "blur", "all")}}))
     (layout.metrics / "style.json").write_text(json.dumps(
         {"own_style_rate": 1.0, "mean_moved": 0.5, "min_content_ssim": 0.7}))
     return layout

@@ -30,8 +30,9 @@ STYLES = ("gravel", "brick")
 
 @pytest.fixture(scope="module")
 def generators(random_generator: Callable[..., keras.Model]) -> dict[str, keras.Model]:
-    """The three variants at tiny size: psnr and gan plain, style with two styles."""
-    return {"psnr": random_generator(1), "gan": random_generator(2), "style": random_generator(3, styles=STYLES)}
+    """The four variants at tiny size: psnr, gan and real plain, style with two styles."""
+    return {"psnr": random_generator(1), "gan": random_generator(2), "real": random_generator(4),
+            "style": random_generator(3, styles=STYLES)}
 
 
 @pytest.fixture(scope="module")
@@ -148,7 +149,7 @@ def test_export_stage_writes_only_the_chosen_formats(repo: Path) -> None:
     folder = repo / "models" / "export"
     written = sorted(str(p.relative_to(folder)) for p in folder.rglob("*") if p.is_file())
     assert written == ["gan/generator.keras", "generator.keras", "psnr/generator.keras",
-                       "style/generator.keras"]
+                       "real/generator.keras", "style/generator.keras"]
 
 
 def test_each_variant_is_its_own_registered_model_with_aliases(repo: Path) -> None:
@@ -157,7 +158,7 @@ def test_each_variant_is_its_own_registered_model_with_aliases(repo: Path) -> No
     # The main registration stays at the top level, where `gansr summary` reads it.
     assert registry["name"] == "sr" and registry["version"] == 1 and registry["run_id"]
     assert registry["aliases"] == ["champion", "challenger"] and registry["decision"].startswith("champion")
-    assert {v["name"] for v in registry["variants"].values()} == {"sr", "sr-psnr", "sr-style"}
+    assert {v["name"] for v in registry["variants"].values()} == {"sr", "sr-psnr", "sr-real", "sr-style"}
     for registration in registry["variants"].values():
         version = client.get_model_version_by_alias(registration["name"], "champion")
         assert sorted(version.aliases) == ["challenger", "champion"]
@@ -166,6 +167,10 @@ def test_each_variant_is_its_own_registered_model_with_aliases(repo: Path) -> No
     assert float(style.tags["own_style_rate"]) == 1.0 and float(style.tags["mean_moved"]) == 0.5
     assert float(style.tags["y_psnr"]) == 25.0
     assert registry["variants"]["style"]["files"] == {"keras": "style/generator.keras"}
+    # The real generator is judged on the degraded split: its mean gain there is its champion rule.
+    real = client.get_model_version("sr-real", "1")
+    assert float(real.tags["degraded_gain_db"]) == float(real.tags["degraded_noise_gain_db"]) == 1.0
+    assert "degraded_gain_db" in registry["variants"]["real"]["decision"]
 
 
 def test_a_failed_check_leaves_the_previous_export_untouched(

@@ -33,9 +33,9 @@ PARAMS = parse_params({"tracking": {"experiment": "gansr-team", "registered_mode
 @pytest.fixture(scope="module")
 def repo(mlflow_server: str, random_generator: Callable[..., keras.Model],
          tmp_path_factory: pytest.TempPathFactory) -> Iterator[Path]:
-    """A repository whose export stage registered psnr, gan and style on the server."""
+    """A repository whose export stage registered psnr, gan, real and style on the server."""
     root = tmp_path_factory.mktemp("repo")
-    generators = {"psnr": random_generator(1), "gan": random_generator(2),
+    generators = {"psnr": random_generator(1), "gan": random_generator(2), "real": random_generator(4),
                   "style": random_generator(3, styles=("gravel", "brick"))}
     with pytest.MonkeyPatch.context() as mp:
         mp.setenv("MLFLOW_TRACKING_URI", mlflow_server)

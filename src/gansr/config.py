@@ -180,7 +180,7 @@ class LossConfig:
 
 @dataclass(frozen=True)
 class RealConfig:
-    """The ``real`` generator (``train_real`` stage): the PSNR-oriented one fine-tuned on degraded crops.
+    """The ``real`` generator (stages ``finetune_real``, ``train_real``): the PSNR-oriented one, fine-tuned.
 
     Each training crop's LR is made anew from its HR crop: blur, bicubic
     downscale, noise, JPEG, each step taken with its own probability and

@@ -12,7 +12,9 @@ manifest records the steps, so any LR can be rebuilt from its record alone.
 
 The same steps make the degraded test split (:func:`degradation_steps`,
 scored by :mod:`gansr.degraded`): noise only, JPEG only, blur only, and
-all three, each drawn from the seed and the image's name.
+all three, each drawn from the seed and the image's name; and the ``real``
+generator's training crops (:func:`crop_steps`), each step taken with its
+own probability and drawn from the crop's own seed.
 """
 
 from __future__ import annotations
