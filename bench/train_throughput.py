@@ -6,7 +6,7 @@
              cropped in NumPy (the way a first prototype is usually written);
 (b) graph:   float32, the same step compiled with tf.function, same NumPy batches;
 (c) default: what `dvc repro` runs: train.precision auto (bf16 on CPUs with
-             AVX512-BF16/AMX) and the tf.data pipeline from the pairs manifest.
+             AVX512-BF16/AMX) and the tf.data pipeline over the training shards.
 
 The three are built first, then timed in interleaved rounds of ``--steps``
 steps each, and each path's median round is reported: a shared or throttled
@@ -16,7 +16,7 @@ Prints images/s, the speed-up over (b), achieved GFLOP/s (from the model's
 counted multiply-adds) against the peak the same CPU reaches on a large
 matrix product in that precision (measured here, in the same run), and the
 input stall: the share of step time spent waiting for the next batch.
-Needs `dvc repro pairs`.
+Needs `dvc repro shards`.
 """
 
 from __future__ import annotations
@@ -35,8 +35,9 @@ import numpy as np
 import tensorflow as tf
 
 from gansr.config import load_params
-from gansr.data.dataset import training_dataset
+from gansr.data.dataset import stream_buffer, training_dataset
 from gansr.data.pairs import read_manifest
+from gansr.data.shards import read_index
 from gansr.evaluation import load_pairs
 from gansr.losses import pixel_loss
 from gansr.models.generator import build_generator
@@ -168,8 +169,9 @@ def main() -> None:
     def crops() -> Batches:
         return numpy_batches(pairs_dir, scale, args.patch_size, args.batch_size, params.seed)
 
-    dataset = training_dataset(read_manifest(pairs_dir), pairs_dir, scale, args.patch_size,
-                               args.batch_size, params.seed)
+    shards = read_index(Path("data/shards"))
+    dataset = training_dataset(shards, scale, args.patch_size, args.batch_size, params.seed,
+                               buffer=stream_buffer(shards, params.train))
     paths = [
         build_path("(a) eager float32", "float32", False, crops(), args, scale),
         build_path("(b) tf.function float32", "float32", True, crops(), args, scale),

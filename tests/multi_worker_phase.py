@@ -64,7 +64,8 @@ def main(params_file: str, pairs: str, out: str, checkpoints: str, result_file: 
     phases.run_loop = recording_run_loop
     params = parse_params(json.loads(Path(params_file).read_text()))
     try:
-        summary = phases.train("psnr", phases.psnr_phase, params, Path(pairs), None, Path(out), Path(checkpoints),
+        summary = phases.train("psnr", phases.psnr_phase, params, Path(pairs), Path(pairs).parent / "shards", None,
+                               Path(out), Path(checkpoints),
                                tracking.MlflowRunLog(Path(out).parent, params.tracking.experiment))
     except Stopped:
         sys.exit(3)

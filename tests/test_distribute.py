@@ -25,7 +25,7 @@ from test_training import TINY, pairs_dir  # noqa: F401  (pairs_dir: the tiny pa
 
 from gansr.config import parse_params
 from gansr.data.dataset import training_dataset
-from gansr.data.pairs import read_manifest
+from gansr.data.shards import read_index
 from gansr.errors import ConfigError
 from gansr.inference import load_generator
 from gansr.training.distribute import Distribution, resolve_distribute, start_distribution, training_tasks
@@ -96,13 +96,13 @@ def test_on_this_machine_each_setting_trains_on_its_devices(setting: str) -> Non
 
 
 def test_one_device_gets_the_datasets_own_batches(pairs_dir: Path) -> None:  # noqa: F811
-    manifest = read_manifest(pairs_dir)
+    shards = read_index(pairs_dir.parent / "shards")
 
-    def dataset(pipeline: int) -> tf.data.Dataset:
-        return training_dataset(manifest, pairs_dir, 4, 16, 2, seed=7 + pipeline)
+    def dataset(pipeline: int, _pipelines: int) -> tf.data.Dataset:
+        return training_dataset(shards, 4, 16, 2, seed=7 + pipeline)
 
     lr, hr = next(Distribution.single_device().batches(dataset))
-    expected_lr, expected_hr = next(iter(dataset(0)))
+    expected_lr, expected_hr = next(iter(dataset(0, 1)))
     assert isinstance(lr, tf.Tensor)
     np.testing.assert_array_equal(lr, expected_lr)
     np.testing.assert_array_equal(hr, expected_hr)
@@ -223,6 +223,9 @@ def test_two_workers_train_in_step_and_only_the_chief_writes(pairs_dir: Path, tm
         assert "workers resumed from different steps [0, 4]" in worker["output"], worker["output"][-3000:]
 
     chief, worker = run_workers(tmp_path, pairs_dir, "resumed", [shared, shared])
+    # Each worker reads its own shards of the three training pairs.
+    assert "input pipeline 0 of 2: 2 shard(s), 2 training pairs" in chief["output"]
+    assert "input pipeline 1 of 2: 1 shard(s), 1 training pairs" in worker["output"]
     for each in (chief, worker):
         assert each["returncode"] == 0, each["output"][-3000:]
         assert "resumed pretrain from step 4" in each["output"]

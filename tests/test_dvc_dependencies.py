@@ -93,5 +93,5 @@ def test_an_unknown_stage_is_one_line_naming_the_stages(tmp_path: Path) -> None:
                             capture_output=True, text=True, check=False)
     assert result.returncode == 1
     assert result.stderr.strip() == ("gansr pretrian: error: no stage named 'pretrian'; the stages are download, "
-                                     "pairs, validate, pretrain, train_gan, finetune_real, train_real, train_style, "
-                                     "evaluate, export")
+                                     "pairs, validate, shards, pretrain, train_gan, finetune_real, train_real, "
+                                     "train_style, evaluate, export")

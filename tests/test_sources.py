@@ -116,13 +116,27 @@ def test_folder_source_records_conversions(tmp_path):
     assert read_rgb(tmp_path / "raw" / table.loc[0, "file"])[0].shape == (6, 6, 3)
 
 
-def test_folder_source_is_deterministic(tmp_path):
+def test_folder_source_is_deterministic_whatever_the_number_of_workers(tmp_path):
     photos = tmp_path / "photos"
-    for i in range(3):
+    for i in range(5):
         _image(photos / f"p{i}.jpg", value=40 * i)
-    fetch_raw(_folder(photos), tmp_path / "a")
-    fetch_raw(_folder(photos), tmp_path / "b")
+    fetch_raw(_folder(photos), tmp_path / "a", workers=1)
+    fetch_raw(_folder(photos), tmp_path / "b", workers=3)  # finishing in any order
     assert (tmp_path / "a" / "sources.csv").read_bytes() == (tmp_path / "b" / "sources.csv").read_bytes()
+    for i in range(5):
+        name = f"images/p{i}.png"
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes()
+
+
+def test_a_truncated_photo_among_many_fails_the_download_naming_it(tmp_path):
+    photos = tmp_path / "photos"
+    for i in range(4):
+        _image(photos / f"p{i}.jpg", value=40 * i)
+    whole = (photos / "p2.jpg").read_bytes()
+    (photos / "p2.jpg").write_bytes(whole[: len(whole) // 2])
+    with pytest.raises(DataError, match=r"p2\.jpg"):
+        fetch_raw(_folder(photos), tmp_path / "raw", workers=2)
+    assert not (tmp_path / "raw").exists()  # nothing half-written
 
 
 def test_symlink_escaping_the_folder_is_refused(tmp_path):

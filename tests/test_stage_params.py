@@ -32,6 +32,10 @@ UNDECLARED = {
     "train.log_every": "steps between MLflow metric points",
     "train.checkpoint_every": "steps between checkpoints; a resumed run ends with the same weights",
 }
+# Declared but not read on this tiny data: an input only in a mode the tiny run does not take.
+READ_ONLY_WHEN = {
+    "train.shuffle_buffer": "training streams its pairs (train.input stream); tiny data is cached in memory",
+}
 NOT_INPUTS = {"dataclasses", "copy", config.__name__}
 
 
@@ -84,5 +88,5 @@ def test_a_stage_declares_every_param_it_reads(reads: dict[str, set[str]], name:
 @pytest.mark.parametrize("name", list(STAGES))
 def test_a_stage_reads_every_param_it_declares(reads: dict[str, set[str]], name: str) -> None:
     unread = [entry for entry in STAGES[name].get("params", [])
-              if not any(covered(key, [entry]) for key in reads[name])]
+              if entry not in READ_ONLY_WHEN and not any(covered(key, [entry]) for key in reads[name])]
     assert not unread, f"dvc.yaml stage {name} declares {unread} but never reads them"

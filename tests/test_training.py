@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import itertools
 import json
+import logging
 import math
 from collections.abc import Iterator
 from pathlib import Path
@@ -22,10 +23,11 @@ from mlflow import MlflowClient
 from PIL import Image
 
 from gansr import tracking
-from gansr.config import DataConfig, Params, parse_params
-from gansr.data.dataset import random_crop_pair, training_dataset
+from gansr.config import DataConfig, Params, TrainConfig, parse_params
+from gansr.data.dataset import random_crop_pair, stream_buffer, training_dataset
 from gansr.data.fetch import fetch_raw
 from gansr.data.pairs import build_pairs, read_manifest
+from gansr.data.shards import ShardIndex, read_index, write_shards
 from gansr.errors import DataError, GansrError
 from gansr.imageio import read_rgb
 from gansr.inference import load_generator
@@ -63,11 +65,18 @@ def tiny_generator(name: str = "generator") -> keras.Model:
 
 def train(phase: str, params: Params, pairs_dir: Path, init_dir: Path | None, out_dir: Path, checkpoints: Path,
           root: Path) -> dict[str, Any]:
-    """One training phase, recorded in the MLflow store of the repository at ``root`` as its stage does."""
+    """One training phase, recorded in the MLflow store of the repository at ``root`` as its stage does.
+
+    It reads the shards beside ``pairs_dir`` (:func:`pairs_dir` packs them).
+    """
     builders = {"psnr": phases.psnr_phase, "gan": phases.gan_phase, "real_psnr": phases.real_psnr_phase,
                 "real": phases.real_phase, "style": style_phase}
-    return phases.train(phase, builders[phase], params, pairs_dir, init_dir, out_dir, checkpoints,
-                        tracking.MlflowRunLog(root, params.tracking.experiment))
+    return phases.train(phase, builders[phase], params, pairs_dir, shards_beside(pairs_dir), init_dir, out_dir,
+                        checkpoints, tracking.MlflowRunLog(root, params.tracking.experiment))
+
+
+def shards_beside(pairs_dir: Path) -> Path:
+    return pairs_dir.parent / "shards"
 
 
 def recorded_run_id(checkpoints: Path) -> str:
@@ -96,7 +105,7 @@ def float32_afterwards() -> Iterator[None]:
 
 @pytest.fixture(scope="module")
 def pairs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """Four smooth random 64×64 photos through the real download and pairs stages: 3 train, 1 test."""
+    """Four smooth random 64×64 photos through the real download, pairs and shards stages: 3 train, 1 test."""
     root = tmp_path_factory.mktemp("data")
     photos = root / "photos"
     photos.mkdir()
@@ -108,13 +117,18 @@ def pairs_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     fetch_raw(DataConfig(source="folder", folder=str(photos)), root / "raw")
     manifest = build_pairs(root / "raw", root / "pairs", SCALE, params.seed, params.pairs)
     assert manifest["split"].value_counts().to_dict() == {"train": 3, "test": 1}
+    write_shards(manifest, root / "pairs", shards_beside(root / "pairs"), SCALE, params.shards.count)
     return root / "pairs"
 
 
 @pytest.fixture(scope="module")
-def fixed_batch(pairs_dir: Path) -> tuple[tf.Tensor, tf.Tensor]:
-    manifest = read_manifest(pairs_dir)
-    return next(iter(training_dataset(manifest, pairs_dir, SCALE, PATCH, BATCH, seed=0)))
+def shards(pairs_dir: Path) -> ShardIndex:
+    return read_index(shards_beside(pairs_dir))
+
+
+@pytest.fixture(scope="module")
+def fixed_batch(shards: ShardIndex) -> tuple[tf.Tensor, tf.Tensor]:
+    return next(iter(training_dataset(shards, SCALE, PATCH, BATCH, seed=0)))
 
 
 @pytest.fixture(scope="module")
@@ -138,22 +152,21 @@ def psnr_run(pairs_dir: Path, mlflow_uri: str, tmp_path_factory: pytest.TempPath
 # --- input pipeline -------------------------------------------------------------------------
 
 
-def test_training_batches_are_float_crops_in_unit_range(pairs_dir: Path) -> None:
-    manifest = read_manifest(pairs_dir)
-    for lr, hr in training_dataset(manifest, pairs_dir, SCALE, PATCH, BATCH, seed=0).take(3):
+def test_training_batches_are_float_crops_in_unit_range(shards: ShardIndex) -> None:
+    for lr, hr in training_dataset(shards, SCALE, PATCH, BATCH, seed=0).take(3):
         assert lr.shape == (BATCH, PATCH // SCALE, PATCH // SCALE, 3) and lr.dtype == tf.float32
         assert hr.shape == (BATCH, PATCH, PATCH, 3) and hr.dtype == tf.float32
         for image in (lr, hr):
             assert 0.0 <= float(tf.reduce_min(image)) and float(tf.reduce_max(image)) <= 1.0
 
 
-def test_lr_crop_is_the_counterpart_of_the_hr_crop(pairs_dir: Path) -> None:
+def test_lr_crop_is_the_counterpart_of_the_hr_crop(pairs_dir: Path, shards: ShardIndex) -> None:
     manifest = read_manifest(pairs_dir)
     train = manifest[manifest["split"] == "train"]
     images = [(read_rgb(pairs_dir / row.hr_path)[0], read_rgb(pairs_dir / row.lr_path)[0])
               for row in train.itertuples()]
     lr_patch = PATCH // SCALE
-    for lr_batch, hr_batch in training_dataset(manifest, pairs_dir, SCALE, PATCH, BATCH, seed=3).take(4):
+    for lr_batch, hr_batch in training_dataset(shards, SCALE, PATCH, BATCH, seed=3).take(4):
         for lr_crop, hr_crop in zip(to_u8(lr_batch), to_u8(hr_batch)):
             # Find where (and how flipped/rotated) the HR crop was cut from its HR image...
             found = [
@@ -192,22 +205,73 @@ def test_crops_take_each_of_the_8_flips_and_rotations_equally_often() -> None:
     assert min(counts.values()) > 60 and max(counts.values()) < 140  # 100 expected each
 
 
-def test_crops_are_reproducible_per_seed(pairs_dir: Path) -> None:
-    manifest = read_manifest(pairs_dir)
-
+def test_crops_are_reproducible_per_seed(shards: ShardIndex) -> None:
     def first(seed: int) -> np.ndarray:
-        return next(iter(training_dataset(manifest, pairs_dir, SCALE, PATCH, BATCH, seed=seed)))[1].numpy()
+        return next(iter(training_dataset(shards, SCALE, PATCH, BATCH, seed=seed)))[1].numpy()
 
     np.testing.assert_array_equal(first(5), first(5))
     assert not np.array_equal(first(5), first(6))  # a resumed run (seed + step) draws fresh crops
 
 
-def test_real_crops_are_made_from_the_hr_crop_and_reproducible(pairs_dir: Path) -> None:
-    manifest = read_manifest(pairs_dir)
+def as_arrays(dataset: tf.data.Dataset, count: int) -> list[tuple[np.ndarray, np.ndarray]]:
+    return [(to_u8(lr), to_u8(hr)) for lr, hr in dataset.take(count)]
+
+
+def test_streaming_gives_the_cached_batches_when_its_buffer_holds_a_pass(shards: ShardIndex) -> None:
+    # Three pairs of 64² at PATCH 16: 4 visits each, so a pass is 12 visits.
+    cached = as_arrays(training_dataset(shards, SCALE, PATCH, BATCH, seed=4), 12)
+    streamed = as_arrays(training_dataset(shards, SCALE, PATCH, BATCH, seed=4, buffer=12), 12)
+    for (lr, hr), (lr_streamed, hr_streamed) in zip(cached, streamed, strict=True):
+        np.testing.assert_array_equal(lr_streamed, lr)
+        np.testing.assert_array_equal(hr_streamed, hr)
+    # A buffer smaller than a pass mixes fewer visits: other batches, the same on every run.
+    small = as_arrays(training_dataset(shards, SCALE, PATCH, BATCH, seed=4, buffer=2), 12)
+    assert any(not np.array_equal(a[1], b[1]) for a, b in zip(cached, small))
+    for (lr, hr), (lr_again, hr_again) in zip(small, as_arrays(
+            training_dataset(shards, SCALE, PATCH, BATCH, seed=4, buffer=2), 12), strict=True):
+        np.testing.assert_array_equal(lr_again, lr)
+        np.testing.assert_array_equal(hr_again, hr)
+
+
+@pytest.mark.parametrize("buffer", [None, 2])
+def test_skipped_batches_are_the_ones_an_unbroken_run_took(shards: ShardIndex, buffer: int | None) -> None:
+    unbroken = as_arrays(training_dataset(shards, SCALE, PATCH, BATCH, seed=4, buffer=buffer), 9)
+    resumed = as_arrays(training_dataset(shards, SCALE, PATCH, BATCH, seed=4, buffer=buffer, skip_batches=5), 4)
+    for (lr, hr), (lr_resumed, hr_resumed) in zip(unbroken[5:], resumed, strict=True):
+        np.testing.assert_array_equal(lr_resumed, lr)
+        np.testing.assert_array_equal(hr_resumed, hr)
+
+
+def test_auto_caches_pairs_that_fit_and_streams_the_rest(shards: ShardIndex,
+                                                         caplog: pytest.LogCaptureFixture) -> None:
+    many = ShardIndex(shards.folder, shards.shards * 100, shards.scale)
+    assert shards.decoded_bytes < 2**20 < many.decoded_bytes < 5 * 2**20  # 3 pairs: 0.04 MB; 300: 4 MB
+    with caplog.at_level(logging.INFO, logger="gansr"):
+        assert stream_buffer(shards, TrainConfig(memory_limit_mb=1)) is None
+        assert "3 training pairs, 0 MB decoded: cached in memory (train.input auto" in caplog.text
+        assert stream_buffer(many, TrainConfig(memory_limit_mb=1, shuffle_buffer=64)) == 64
+        assert ("300 training pairs, 4 MB decoded: streamed from 300 shard(s) through a shuffle buffer of 64 "
+                "crops (train.input auto, train.memory_limit_mb 1)") in caplog.text
+        assert stream_buffer(many, TrainConfig(memory_limit_mb=5)) is None
+        # Either way can be asked for whatever the size.
+        assert stream_buffer(shards, TrainConfig(input="stream", shuffle_buffer=64)) == 64
+        assert stream_buffer(many, TrainConfig(input="memory", memory_limit_mb=1)) is None
+    assert "pairs.tile_size" not in caplog.text  # 4 crops per 64² pair at PATCH 16: no need for tiles
+
+
+def test_streaming_whole_large_images_suggests_tiles(shards: ShardIndex, caplog: pytest.LogCaptureFixture) -> None:
+    with caplog.at_level(logging.WARNING, logger="gansr"):
+        stream_buffer(shards, TrainConfig(input="stream", patch_size=16))  # 4 crops per 64² pair: fine
+        assert not caplog.records
+        stream_buffer(shards, TrainConfig(input="stream", patch_size=8))  # 16 crops per pair
+    assert "average 16 crops each" in caplog.text and "set pairs.tile_size" in caplog.text
+
+
+def test_real_crops_are_made_from_the_hr_crop_and_reproducible(shards: ShardIndex) -> None:
     params = tiny_params()
 
     def batches(seed: int, degrade: Any, count: int = 4) -> list[tuple[np.ndarray, np.ndarray]]:
-        dataset = training_dataset(manifest, pairs_dir, SCALE, PATCH, BATCH, seed=seed, degrade=degrade)
+        dataset = training_dataset(shards, SCALE, PATCH, BATCH, seed=seed, degrade=degrade)
         return [(to_u8(lr), to_u8(hr)) for lr, hr in dataset.take(count)]
 
     plain, real = batches(5, None), batches(5, phases.real_crops(params))
@@ -508,7 +572,7 @@ def test_train_psnr_logs_its_run_to_mlflow(psnr_run: dict[str, Any], mlflow_uri:
     assert client.get_experiment(run.info.experiment_id).name == "gansr-test"
     assert run.data.params["train.patch_size"] == str(PATCH) and run.data.params["model.channels"] == "4"
     assert run.data.tags["gansr.phase"] == "psnr" and run.data.tags["gansr.precision"] == "float32"
-    assert run.data.tags["gansr.strategy"] == "none"
+    assert run.data.tags["gansr.strategy"] == "none" and run.data.tags["gansr.input"] == "memory"
     assert run.data.params["train.replicas"] == "1" and run.data.params["train.workers"] == "1"
     assert run.data.params["train.global_batch_size"] == str(BATCH)
     history = client.get_metric_history(run.info.run_id, "psnr/pixel")
@@ -591,6 +655,20 @@ def test_a_single_pretraining_step_is_allowed(pairs_dir: Path, mlflow_uri: str, 
     summary = train("psnr", tiny_params(pretrain_steps=1), pairs_dir, None, tmp_path / "psnr",
                                 tmp_path / "checkpoints", tmp_path)
     assert summary["steps"] == 1
+
+
+@pytest.mark.slow
+def test_a_streamed_phase_trains_the_cached_phases_weights(psnr_run: dict[str, Any], pairs_dir: Path,
+                                                           mlflow_uri: str, tmp_path: Path) -> None:
+    # A shuffle buffer that holds a pass (12 visits) streams exactly the cached crops.
+    params = tiny_params(input="stream", shuffle_buffer=12)
+    summary = train("psnr", params, pairs_dir, None, tmp_path / "psnr", tmp_path / "checkpoints", tmp_path)
+    assert summary["final_losses"] == psnr_run["summary"]["final_losses"]
+    streamed, cached = (load_generator(folder / "generator.keras") for folder in (tmp_path / "psnr", psnr_run["out"]))
+    for a, b in zip(streamed.weights, cached.weights, strict=True):
+        np.testing.assert_array_equal(a.numpy(), b.numpy())
+    run = MlflowClient(tracking_uri=mlflow_uri).get_run(summary["run_id"])
+    assert run.data.tags["gansr.input"] == "stream (shuffle buffer 12)"
 
 
 @pytest.mark.slow

@@ -118,6 +118,16 @@ class ValidateConfig:
 
 
 @dataclass(frozen=True)
+class ShardsConfig:
+    """How the ``shards`` stage packs the training pairs (TFRecord files training reads)."""
+
+    count: int = 32  # at most; a worker of a multi-worker run reads every workers-th shard
+
+    def __post_init__(self) -> None:
+        _check_positive("shards.count", self.count)
+
+
+@dataclass(frozen=True)
 class ModelConfig:
     """Generator and discriminator sizes."""
 
@@ -148,10 +158,15 @@ class TrainConfig:
     nan_policy: Literal["stop", "skip"] = "stop"
     # auto: multi_worker if TF_CONFIG lists several tasks, mirrored if several GPUs, else none
     distribute: Literal["auto", "none", "mirrored", "multi_worker"] = "auto"
+    # How training reads the shards: cached decoded in memory, or streamed through a shuffle
+    # buffer of shuffle_buffer crops. auto: memory while the decoded pairs fit memory_limit_mb.
+    input: Literal["auto", "memory", "stream"] = "auto"
+    memory_limit_mb: int = 1024
+    shuffle_buffer: int = 2048
 
     def __post_init__(self) -> None:
         for key in ("patch_size", "batch_size", "pretrain_steps", "gan_steps",
-                    "checkpoint_every", "log_every"):
+                    "checkpoint_every", "log_every", "memory_limit_mb", "shuffle_buffer"):
             _check_positive(f"train.{key}", getattr(self, key))
         _check_positive("train.pretrain_lr", self.pretrain_lr)
         _check_positive("train.gan_lr", self.gan_lr)
@@ -292,6 +307,7 @@ class Params:
     data: DataConfig = field(default_factory=DataConfig)
     pairs: PairsConfig = field(default_factory=PairsConfig)
     validate: ValidateConfig = field(default_factory=ValidateConfig)
+    shards: ShardsConfig = field(default_factory=ShardsConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     loss: LossConfig = field(default_factory=LossConfig)

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import io
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -53,21 +54,41 @@ class ImagePair:
     hr: np.ndarray
 
 
-def load_pairs(manifest: pd.DataFrame, pairs_dir: Path, split: str = "test") -> list[ImagePair]:
-    """Decode one split; an empty split is an error, not a silent 0 dB."""
+def iter_pairs(manifest: pd.DataFrame, pairs_dir: Path, split: str = "test") -> Iterator[ImagePair]:
+    """Decode one split, one pair at a time; an empty split is an error, not a silent 0 dB."""
     rows = manifest[manifest["split"] == split]
     if rows.empty:
         raise DataError(f"the {split} split is empty: raise pairs.{split}_fraction or add images")
-    return [
-        ImagePair(row.name, read_rgb(pairs_dir / row.lr_path)[0], read_rgb(pairs_dir / row.hr_path)[0])
-        for row in rows.itertuples()
-    ]
+    for row in rows.itertuples():
+        yield ImagePair(row.name, read_rgb(pairs_dir / row.lr_path)[0], read_rgb(pairs_dir / row.hr_path)[0])
 
 
-def mean_gain_db(model: keras.Model, pairs: list[ImagePair], scale: int) -> tuple[float, float]:
+def load_pairs(manifest: pd.DataFrame, pairs_dir: Path, split: str = "test") -> list[ImagePair]:
+    """Decode one split (:func:`iter_pairs`) into memory."""
+    return list(iter_pairs(manifest, pairs_dir, split))
+
+
+def score_each(model: keras.Model, pairs: Iterable[ImagePair], scale: int,
+               name: str = "model") -> tuple[dict[str, float], np.ndarray]:
+    """``model``'s mean scores on ``pairs`` (:func:`score`), and its first output.
+
+    Each pair is upscaled and scored as it comes and then let go, so memory
+    does not grow with the number of pairs.
+    """
+    upscale = Upscaler(model)
+    tables, first = [], None
+    for pair in pairs:
+        outputs = {BASELINE: [bicubic_upscale(pair.lr, scale)], name: [upscale(pair.lr)]}
+        tables.append(score_table(outputs, [pair], scale))
+        first = outputs[name][0] if first is None else first
+    if first is None:
+        raise DataError("no pairs to score")
+    return mean_scores(pd.concat(tables, ignore_index=True), [BASELINE, name])[name], first
+
+
+def mean_gain_db(model: keras.Model, pairs: Iterable[ImagePair], scale: int) -> tuple[float, float]:
     """Mean Y-PSNR of ``model`` on ``pairs`` and its mean gain over bicubic, in dB."""
-    outputs, _ = upscale_with_each({"model": model}, pairs, scale)
-    entry = score(outputs, pairs, scale)[0]["model"]
+    entry = score_each(model, pairs, scale)[0]
     return entry["y_psnr"], entry["gain_db"]
 
 
@@ -119,22 +140,32 @@ def score(outputs: dict[str, list[np.ndarray]], pairs: list[ImagePair],
     output's strongest band of fine detail across rows or columns exceeds
     HR's, :func:`~gansr.metrics.streak_excess` (HR: 0).
     """
-    rows = [
+    table = score_table(outputs, pairs, scale)
+    scores: dict = {"hr_grid": round(float(np.mean([periodic_artifact(p.hr, scale, scale) for p in pairs])), 4)}
+    return {**scores, **mean_scores(table, list(outputs))}, table
+
+
+def score_table(outputs: dict[str, list[np.ndarray]], pairs: list[ImagePair], scale: int) -> pd.DataFrame:
+    """One row per image and method: its :data:`QUALITY_KEYS`."""
+    return pd.DataFrame([
         {"image": p.name, "method": method, "y_psnr": y_psnr(sr[i], p.hr, scale),
          "ssim": y_ssim(sr[i], p.hr, scale), "detail": detail_ratio(sr[i], p.hr, scale),
          "grid": periodic_artifact(sr[i], scale, border=scale), "streaks": streak_excess(sr[i], p.hr, scale)}
         for method, sr in outputs.items()
         for i, p in enumerate(pairs)
-    ]
-    table = pd.DataFrame(rows)
+    ])
+
+
+def mean_scores(table: pd.DataFrame, methods: list[str]) -> dict[str, dict[str, float]]:
+    """Each method's mean of every quality key in ``table``, and its gain over bicubic (in the table too)."""
     means = table.groupby("method")[list(QUALITY_KEYS)].mean()
-    scores: dict = {"hr_grid": round(float(np.mean([periodic_artifact(p.hr, scale, scale) for p in pairs])), 4)}
-    for method in outputs:
+    scores = {}
+    for method in methods:
         entry = {key: round(float(means.loc[method, key]), 4) for key in QUALITY_KEYS}
         if method != BASELINE:
             entry["gain_db"] = round(entry["y_psnr"] - float(means.loc[BASELINE, "y_psnr"]), 4)
         scores[method] = entry
-    return scores, table
+    return scores
 
 
 def throughput(seconds: dict[str, float], pairs: list[ImagePair]) -> dict[str, float]:

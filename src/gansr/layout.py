@@ -74,7 +74,8 @@ class Layout:
     """The pipeline's paths under one repository root, so tests can run any stage in a temporary one.
 
     Training and evaluation read the manifest in ``validated`` (the validate
-    stage's copy, without any dropped pairs), whose paths lead into ``pairs``.
+    stage's copy, without any dropped pairs), whose paths lead into ``pairs``;
+    training reads its pairs from ``shards``, packed from that manifest.
     """
 
     root: Path
@@ -82,6 +83,7 @@ class Layout:
     pairs: Path
     validation: Path
     validated: Path
+    shards: Path
     checkpoints: Path
     psnr: Path
     gan: Path
@@ -102,6 +104,7 @@ class Layout:
             pairs=root / "data" / "pairs",
             validation=root / "reports" / "validation",
             validated=root / "data" / "validated",
+            shards=root / "data" / "shards",
             checkpoints=root / "models" / "checkpoints",
             psnr=root / "models" / "psnr",
             gan=root / "models" / "gan",

@@ -1,7 +1,7 @@
 """The ``validate`` stage: a Great Expectations suite over the pairs manifest.
 
 The suite does not trust the manifest alone: every HR and LR file is opened
-and fully decoded, and what the files really are (present, decodable, mode,
+and fully decoded, one at a time per core, and what the files really are (present, decodable, mode,
 size, hash) is added to the table as columns the expectations check beside
 the manifest's own claims. What the source images were (Pillow mode, bit
 depth, perceptual hash) is judged from the manifest alone: it was recorded
@@ -35,6 +35,7 @@ from gansr.atomic import atomic_path, write_json
 from gansr.config import DEGRADATIONS, PairsConfig, ValidateConfig
 from gansr.data.near_duplicates import near_duplicate_groups
 from gansr.data.pairs import MANIFEST_COLUMNS, SPLITS, read_manifest, write_manifest
+from gansr.data.parallel import available_cores, parallel_map
 from gansr.errors import DataError
 from gansr.imageio import FAITHFUL_MODES
 from gansr.layout import DATA_DOCS_INDEX, QUARANTINE_FILE
@@ -159,8 +160,8 @@ def add_file_facts(
     table[ROW] = range(len(table))
     for side in SIDES:
         paths = _column(manifest, f"{side}_path")
-        facts = [read_file_facts(pairs_dir / p if isinstance(p, str) and p else None)
-                 for p in paths]
+        files = [pairs_dir / p if isinstance(p, str) and p else None for p in paths]
+        facts = list(parallel_map(read_file_facts, files, available_cores(), f"validate {side}"))
         table[f"{side}_file_exists"] = [f.exists for f in facts]
         table[f"{side}_file_decodes"] = _objects([f.decodes for f in facts])
         table[f"{side}_file_mode"] = _objects([f.mode for f in facts])

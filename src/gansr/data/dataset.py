@@ -1,37 +1,44 @@
-"""tf.data input pipelines over the pairs manifest.
+"""tf.data input pipelines over the training shards (:mod:`gansr.data.shards`).
 
-Training: decode every pair once and cache it in memory as 8-bit RGB (a
-quarter of float32's footprint: DIV2K's 800 pairs take 7 GB, not 29), then
-draw aligned random LR/HR crops, each in one of the 8 flips/rotations, in
-parallel, batched, converted to float32 one batch at a time and prefetched, so
-the train step never waits on input and the input work takes little CPU from
-it. Images are sampled in proportion to their area, so a large photo yields
-more crops than a small one. The ``real`` generator's LR crops are degraded
-anew from their HR crops, each by a draw from its own seed.
+Training draws aligned random LR/HR crops, each in one of the 8
+flips/rotations, in parallel, batched, converted to float32 one batch at a
+time and prefetched, so the train step never waits on input. Each pass
+visits a pair in proportion to its area, so a large photo yields more crops
+than a small one. The ``real`` generator's LR crops are degraded anew from
+their HR crops, each by a draw from its own seed. The pairs come one of two
+ways (``train.input``):
+
+- ``memory``: decoded once and cached as 8-bit RGB, every visit of a pass
+  shuffled with every other. Fast, and the default while the decoded pairs
+  fit in ``train.memory_limit_mb``.
+- ``stream``: read from the shards anew every pass, still PNG-encoded, through
+  a shuffle buffer of ``train.shuffle_buffer`` visits, decoded in parallel as
+  each crop is cut, so memory does not grow with the data. With a buffer
+  that holds a whole pass it gives exactly the ``memory`` batches.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
-from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import tensorflow as tf
 
+from gansr.config import TrainConfig
+from gansr.data.shards import ShardIndex, record_order, records
+
+log = logging.getLogger("gansr")
+
 AUTOTUNE = tf.data.AUTOTUNE
+MB = 1024 * 1024
 CropDegrader = Callable[[np.ndarray, int], np.ndarray]  # (HR crop, uint8; a seed) -> its LR, uint8
+WHOLE_IMAGE_VISITS = 8  # streaming pairs this many patches large on average: suggest tiles
 
 
-def split_pairs(manifest: pd.DataFrame, pairs_dir: Path, split: str) -> tuple[list[str], list[str]]:
-    """Absolute LR and HR paths of one split, in manifest order."""
-    rows = manifest[manifest["split"] == split]
-    return ([str(pairs_dir / p) for p in rows["lr_path"]], [str(pairs_dir / p) for p in rows["hr_path"]])
-
-
-def decode_png(path: tf.Tensor) -> tf.Tensor:
-    """PNG file → uint8 RGB."""
-    return tf.io.decode_png(tf.io.read_file(path), channels=3)
+def decode_png(data: tf.Tensor) -> tf.Tensor:
+    """PNG bytes → uint8 RGB."""
+    return tf.io.decode_png(data, channels=3)
 
 
 def to_unit_float(lr: tf.Tensor, hr: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
@@ -39,11 +46,34 @@ def to_unit_float(lr: tf.Tensor, hr: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
     return tf.image.convert_image_dtype(lr, tf.float32), tf.image.convert_image_dtype(hr, tf.float32)
 
 
-def crops_per_image(manifest: pd.DataFrame, split: str, patch_size: int) -> list[int]:
-    """How often each image is visited per pass: its area in patches (at least 1)."""
-    rows = manifest[manifest["split"] == split]
-    areas = rows["hr_height"].to_numpy() * rows["hr_width"].to_numpy()
+def visits_per_pass(index: ShardIndex, patch_size: int) -> list[int]:
+    """How often each record is visited per pass, in reading order: its area in patches, at least 1."""
+    areas = np.array([index.shards[j].hr_sizes[i][0] * index.shards[j].hr_sizes[i][1]
+                      for j, i in record_order(index)])
     return np.maximum(1, areas // (patch_size * patch_size * 4)).astype(int).tolist()
+
+
+def stream_buffer(index: ShardIndex, cfg: TrainConfig) -> int | None:
+    """``train.input`` resolved for these shards: a shuffle buffer to stream through, or None to cache.
+
+    ``auto`` caches while the decoded pairs fit in ``train.memory_limit_mb``.
+    Logs which way was taken and why.
+    """
+    decoded_mb = index.decoded_bytes / MB
+    fits = decoded_mb <= cfg.memory_limit_mb
+    if cfg.input == "memory" or (cfg.input == "auto" and fits):
+        log.info("input: %d training pairs, %.0f MB decoded: cached in memory (train.input %s, "
+                 "train.memory_limit_mb %d)", index.records, decoded_mb, cfg.input, cfg.memory_limit_mb)
+        return None
+    log.info("input: %d training pairs, %.0f MB decoded: streamed from %d shard(s) through a shuffle buffer "
+             "of %d crops (train.input %s, train.memory_limit_mb %d)", index.records, decoded_mb,
+             len(index.shards), cfg.shuffle_buffer, cfg.input, cfg.memory_limit_mb)
+    visits = visits_per_pass(index, cfg.patch_size)
+    if sum(visits) / len(visits) >= WHOLE_IMAGE_VISITS:
+        log.warning("input: training pairs average %.0f crops each, and each crop decodes its whole pair: "
+                    "set pairs.tile_size (e.g. 256) so that streaming decodes small tiles",
+                    sum(visits) / len(visits))
+    return cfg.shuffle_buffer
 
 
 def orient(image: tf.Tensor, flips: tf.Tensor, transpose: tf.Tensor) -> tf.Tensor:
@@ -85,33 +115,41 @@ def degraded_lr(hr: tf.Tensor, seed: tf.Tensor, lr_patch: int, degrade: CropDegr
     return lr
 
 
-def training_dataset(manifest: pd.DataFrame, pairs_dir: Path, scale: int, patch_size: int,
-                     batch_size: int, seed: int, split: str = "train",
-                     degrade: CropDegrader | None = None) -> tf.data.Dataset:
-    """Endless batches of (LR, HR) float32 crops; HR crops are ``patch_size``².
+def training_dataset(index: ShardIndex, scale: int, patch_size: int, batch_size: int, seed: int,
+                     buffer: int | None = None, degrade: CropDegrader | None = None,
+                     skip_batches: int = 0) -> tf.data.Dataset:
+    """Endless batches of (LR, HR) float32 crops from ``index``'s shards; HR crops are ``patch_size``².
 
-    With ``degrade``, each LR crop is made anew from its HR crop (for the
-    ``real`` generator) instead of cut from the pair's LR.
+    ``buffer``: None caches the decoded pairs; a number streams them through
+    a shuffle buffer of that many visits (:func:`stream_buffer`). With
+    ``degrade``, each LR crop is made anew from its HR crop (for the ``real``
+    generator) instead of cut from the pair's LR. The first ``skip_batches``
+    batches are skipped before any crop is cut, as a resumed run needs.
     """
-    lr_paths, hr_paths = split_pairs(manifest, pairs_dir, split)
-    repeats = crops_per_image(manifest, split, patch_size)
+    visits = visits_per_pass(index, patch_size)
     lr_patch = patch_size // scale
-    images = tf.data.Dataset.from_tensor_slices((lr_paths, hr_paths, repeats))
-    images = images.map(lambda lr, hr, n: (decode_png(lr), decode_png(hr), n),
-                        num_parallel_calls=AUTOTUNE).cache()
-    crops = images.flat_map(
+    pairs = tf.data.Dataset.zip(records(index), tf.data.Dataset.from_tensor_slices(visits))
+    if buffer is None:
+        pairs = pairs.map(lambda r, n: (decode_png(r["lr"]), decode_png(r["hr"]), n),
+                          num_parallel_calls=AUTOTUNE).cache()
+    else:
+        pairs = pairs.map(lambda r, n: (r["lr"], r["hr"], n))
+    crops = pairs.flat_map(
         lambda lr, hr, n: tf.data.Dataset.from_tensors((lr, hr)).repeat(tf.cast(n, tf.int64))
     )
-    crops = crops.shuffle(sum(repeats), seed=seed, reshuffle_each_iteration=True).repeat()
+    window = sum(visits) if buffer is None else min(sum(visits), buffer)
+    crops = crops.shuffle(window, seed=seed, reshuffle_each_iteration=True).repeat()
     seeds = tf.data.Dataset.random(seed=seed).batch(2)
 
     def crop(pair: tuple[tf.Tensor, tf.Tensor], s: tf.Tensor) -> tuple[tf.Tensor, tf.Tensor]:
-        lr, hr = random_crop_pair(pair[0], pair[1], s, lr_patch, scale)
+        lr, hr = pair if buffer is None else (decode_png(pair[0]), decode_png(pair[1]))
+        lr, hr = random_crop_pair(lr, hr, s, lr_patch, scale)
         return (lr if degrade is None else degraded_lr(hr, s, lr_patch, degrade)), hr
 
     return (
         tf.data.Dataset.zip(crops, seeds)
-        .map(lambda pair, s: crop(pair, s), num_parallel_calls=AUTOTUNE)
+        .skip(skip_batches * batch_size)
+        .map(crop, num_parallel_calls=AUTOTUNE)
         .batch(batch_size, drop_remainder=True)
         .map(to_unit_float)
         .prefetch(AUTOTUNE)

@@ -1,7 +1,8 @@
 """The ``download`` stage: gather raw photos into ``data/raw/`` with their provenance.
 
 Each image of ``data.source`` (:mod:`gansr.data.sources`) is decoded to 8-bit
-RGB and written as ``images/<name>.png`` with its row of ``sources.csv``. A
+RGB and written as ``images/<name>.png`` with its row of ``sources.csv``, one
+image per task on every core. A
 ``url`` source is downloaded once, checked against ``data.sha256`` and
 unpacked safely (:mod:`gansr.data.download`) first.
 """
@@ -10,15 +11,16 @@ from __future__ import annotations
 
 import tempfile
 from dataclasses import replace
+from functools import partial
 from pathlib import Path
 
 import pandas as pd
-from tqdm import tqdm
 
 from gansr.atomic import atomic_path
 from gansr.config import DataConfig
 from gansr.data.download import download, unpack
 from gansr.data.near_duplicates import perceptual_hash
+from gansr.data.parallel import available_cores, parallel_map
 from gansr.data.sources import (
     FOLDER_LICENCE,
     SOURCES_COLUMNS,
@@ -35,12 +37,15 @@ from gansr.layout import DOWNLOAD_CACHE, SOURCES_FILE
 URL_LICENCE = "see data.url"
 
 
-def fetch_raw(cfg: DataConfig, raw_dir: Path, cache_dir: Path | None = None) -> pd.DataFrame:
+def fetch_raw(cfg: DataConfig, raw_dir: Path, cache_dir: Path | None = None,
+              workers: int | None = None) -> pd.DataFrame:
     """Build ``raw_dir`` (images + sources.csv) from ``cfg.source``; return the sources table.
 
     The directory is built aside and swapped in whole, so a failure leaves any
     existing ``raw_dir`` as it was. ``url`` downloads are kept in ``cache_dir``,
     by default ``.cache/downloads`` of the repository whose ``data/raw`` is ``raw_dir``.
+    Images are decoded in ``workers`` processes (default: one per core), with
+    the same result whatever their number.
     """
     raw_dir = Path(raw_dir)
     cache_dir = cache_dir or raw_dir.parent.parent / DOWNLOAD_CACHE
@@ -50,9 +55,8 @@ def fetch_raw(cfg: DataConfig, raw_dir: Path, cache_dir: Path | None = None) -> 
         # and are removed before the swap: data/raw keeps only the decoded PNGs.
         with tempfile.TemporaryDirectory(dir=staged) as unpacked:
             images = _source_images(cfg, Path(unpacked), cache_dir)
-            # A context manager clears the bar before an error propagates, not after it is printed.
-            with tqdm(images, desc="download", unit="image", leave=False) as progress:
-                rows = [_store(image, staged) for image in progress]
+            rows = list(parallel_map(partial(_store, staged=staged), images, workers or available_cores(),
+                                     "download"))
         table = pd.DataFrame(rows, columns=SOURCES_COLUMNS)
         table.to_csv(staged / SOURCES_FILE, index=False, lineterminator="\n")
     return table

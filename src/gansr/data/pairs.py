@@ -19,24 +19,21 @@ original trains.
 from __future__ import annotations
 
 import json
-import multiprocessing
-import os
 import re
-from collections.abc import Callable, Iterable, Iterator, Sequence
-from concurrent.futures import ProcessPoolExecutor
+from collections.abc import Iterable, Sequence
 from functools import partial
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import numpy as np
 import pandas as pd
 from PIL import Image
-from tqdm import tqdm
 
 from gansr.atomic import atomic_path
 from gansr.config import SUPPORTED_SCALES, PairsConfig
 from gansr.data.degradations import apply_steps, degradation_rng, draw_steps
 from gansr.data.near_duplicates import connected_components, near_duplicate_links
+from gansr.data.parallel import available_cores, parallel_map
 from gansr.data.sources import read_sources
 from gansr.errors import ConfigError, DataError
 from gansr.imageio import read_rgb, sha256_file, write_png
@@ -50,8 +47,6 @@ MANIFEST_COLUMNS = [
 SPLITS = ("train", "val", "test")
 # Names become file names under hr/ and lr/: nothing that could leave the folder.
 _SAFE_NAME = re.compile(r"[A-Za-z0-9_-][A-Za-z0-9._-]*")
-_T = TypeVar("_T")
-_R = TypeVar("_R")
 
 
 def build_pairs(
@@ -146,39 +141,6 @@ def make_lr(hr: np.ndarray, scale: int, seed: int, name: str, cfg: PairsConfig) 
 def write_manifest(manifest: pd.DataFrame, folder: Path) -> None:
     """Write ``folder/manifest.parquet``; ``folder`` is a staged (not yet renamed) directory."""
     manifest.to_parquet(Path(folder) / MANIFEST_FILE, index=False)
-
-
-def parallel_map(fn: Callable[[_T], _R], items: list[_T], workers: int, desc: str) -> Iterator[_R]:
-    """``map(fn, items)`` over ``workers`` processes, one item per task, results in input order.
-
-    Results are taken in submission order, so the output (and which error is
-    raised first) does not depend on which task finishes first. Pending
-    tasks are cancelled as soon as one fails.
-    """
-    progress = partial(tqdm, total=len(items), desc=desc, unit="image", leave=False)
-    if workers <= 1 or len(items) <= 1:
-        yield from progress(map(fn, items))
-        return
-    with ProcessPoolExecutor(min(workers, len(items)), mp_context=_pool_context()) as pool:
-        futures = [pool.submit(fn, item) for item in items]
-        try:
-            for future in progress(futures):
-                yield future.result()
-        finally:
-            for future in futures:
-                future.cancel()
-
-
-def available_cores() -> int:
-    """Cores this process may run on (respects taskset and container CPU sets)."""
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-
-
-def _pool_context() -> multiprocessing.context.BaseContext:
-    # fork: a spawned worker would rerun the stage script, which has no __main__
-    # guard, and re-import the package. The workers run only NumPy and Pillow, and
-    # the pairs stage never loads TensorFlow, so there are no threads to inherit.
-    return multiprocessing.get_context("fork")
 
 
 def read_manifest(pairs_dir: Path, check_columns: bool = True) -> pd.DataFrame:

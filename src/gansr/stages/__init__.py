@@ -17,8 +17,8 @@ from gansr.errors import GansrError, exit_on_error
 from gansr.layout import PARAMS_FILE, Layout, project_root
 from gansr.quiet import quiet_tensorflow
 
-NAMES = ("download", "pairs", "validate", "pretrain", "train_gan", "finetune_real", "train_real", "train_style",
-         "evaluate", "export")
+NAMES = ("download", "pairs", "validate", "shards", "pretrain", "train_gan", "finetune_real", "train_real",
+         "train_style", "evaluate", "export")
 QUIET_LOGGERS = ("mlflow", "alembic", "great_expectations", "absl", "h5py", "tensorflow")
 
 

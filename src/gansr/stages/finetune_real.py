@@ -13,6 +13,7 @@ log = logging.getLogger("gansr")
 
 def run(params: Params, layout: Layout) -> None:
     """Fine-tune the PSNR-oriented generator on the pixel loss, each LR crop blurred, noised or compressed anew."""
-    summary = train("real_psnr", real_psnr_phase, params, layout.validated, layout.psnr, layout.real_psnr,
-                    layout.checkpoints, tracking.MlflowRunLog(layout.root, params.tracking.experiment))
+    summary = train("real_psnr", real_psnr_phase, params, layout.validated, layout.shards, layout.psnr,
+                    layout.real_psnr, layout.checkpoints,
+                    tracking.MlflowRunLog(layout.root, params.tracking.experiment))
     log.info("finetune_real: done, %s", run_note(summary))

@@ -13,6 +13,6 @@ log = logging.getLogger("gansr")
 
 def run(params: Params, layout: Layout) -> None:
     """Train the generator on the pixel loss alone."""
-    summary = train("psnr", psnr_phase, params, layout.validated, None, layout.psnr, layout.checkpoints,
-                    tracking.MlflowRunLog(layout.root, params.tracking.experiment))
+    summary = train("psnr", psnr_phase, params, layout.validated, layout.shards, None, layout.psnr,
+                    layout.checkpoints, tracking.MlflowRunLog(layout.root, params.tracking.experiment))
     log.info("pretrain: done, %s", run_note(summary))

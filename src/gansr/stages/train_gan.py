@@ -13,6 +13,6 @@ log = logging.getLogger("gansr")
 
 def run(params: Params, layout: Layout) -> None:
     """Fine-tune the PSNR-oriented generator against a discriminator."""
-    summary = train("gan", gan_phase, params, layout.validated, layout.psnr, layout.gan, layout.checkpoints,
-                    tracking.MlflowRunLog(layout.root, params.tracking.experiment))
+    summary = train("gan", gan_phase, params, layout.validated, layout.shards, layout.psnr, layout.gan,
+                    layout.checkpoints, tracking.MlflowRunLog(layout.root, params.tracking.experiment))
     log.info("train_gan: done, %s", run_note(summary))

@@ -13,6 +13,6 @@ log = logging.getLogger("gansr")
 
 def run(params: Params, layout: Layout) -> None:
     """Fine-tune the ``real_psnr`` generator against a discriminator on degraded crops."""
-    summary = train("real", real_phase, params, layout.validated, layout.real_psnr, layout.real,
+    summary = train("real", real_phase, params, layout.validated, layout.shards, layout.real_psnr, layout.real,
                     layout.checkpoints, tracking.MlflowRunLog(layout.root, params.tracking.experiment))
     log.info("train_real: done, %s", run_note(summary))

@@ -14,6 +14,6 @@ log = logging.getLogger("gansr")
 
 def run(params: Params, layout: Layout) -> None:
     """Train the style branch over every style; style 0 stays the GAN generator."""
-    summary = train("style", style_phase, params, layout.validated, layout.gan, layout.style, layout.checkpoints,
-                    tracking.MlflowRunLog(layout.root, params.tracking.experiment))
+    summary = train("style", style_phase, params, layout.validated, layout.shards, layout.gan, layout.style,
+                    layout.checkpoints, tracking.MlflowRunLog(layout.root, params.tracking.experiment))
     log.info("train_style: done (styles %s), %s", summary["styles"], run_note(summary))

@@ -62,19 +62,21 @@ class Distribution:
         return {"strategy": self.kind, "replicas": self.replicas, "workers": self.workers,
                 "batch_size_per_replica": batch_size, "global_batch_size": batch_size * self.replicas}
 
-    def batches(self, dataset: Callable[[int], tf.data.Dataset]) -> Iterator[Any]:
-        """Iterate ``dataset(pipeline_id)``, one input pipeline per worker, one batch per replica.
+    def batches(self, dataset: Callable[[int, int], tf.data.Dataset]) -> Iterator[Any]:
+        """Iterate ``dataset(pipeline_id, pipelines)``, one input pipeline per worker, one batch per replica.
 
-        Each pipeline must draw its own crops (seed it by ``pipeline_id``);
-        within a worker, replicas take successive batches of its pipeline, so
-        no two replicas see the same crops. Auto-sharding is off: the crops are
-        an endless random stream, and sharding it would only discard batches.
+        Each pipeline must draw its own crops: seed it by ``pipeline_id`` and
+        read its own share of the data. Within a worker, replicas take
+        successive batches of its pipeline, so no two replicas see the same
+        crops. tf.data's auto-sharding is off: the pipelines split the data
+        themselves, and sharding an endless random stream would only discard
+        batches.
         """
         options = tf.data.Options()
         options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
 
         def pipeline(context: tf.distribute.InputContext) -> tf.data.Dataset:
-            return dataset(context.input_pipeline_id).with_options(options)
+            return dataset(context.input_pipeline_id, context.num_input_pipelines).with_options(options)
 
         return iter(self.strategy.distribute_datasets_from_function(pipeline))
 

@@ -49,10 +49,11 @@ import tensorflow as tf
 
 from gansr.atomic import atomic_path
 from gansr.config import Params
-from gansr.data.dataset import CropDegrader, training_dataset
+from gansr.data.dataset import CropDegrader, stream_buffer, training_dataset
 from gansr.data.degradations import degrade_crop
 from gansr.data.pairs import read_manifest
-from gansr.evaluation import load_pairs, score, upscale_with_each
+from gansr.data.shards import read_index
+from gansr.evaluation import iter_pairs, score_each
 from gansr.inference import load_generator
 from gansr.layout import GENERATOR_FILE, MANIFEST_FILE, SUMMARY_FILE
 from gansr.models.archive import save_generator
@@ -172,11 +173,13 @@ def _adversarial_phase(params: Params, pretrained: keras.Model | None, policy: s
     return Phase(steps, step, state, ema, (loss,), {"backbone": backbone.kind})
 
 
-def train(name: str, build: Builder, params: Params, pairs_dir: Path, init_dir: Path | None, out_dir: Path,
-          checkpoints: Path, run_log: RunLog) -> dict[str, Any]:
+def train(name: str, build: Builder, params: Params, pairs_dir: Path, shards_dir: Path, init_dir: Path | None,
+          out_dir: Path, checkpoints: Path, run_log: RunLog) -> dict[str, Any]:
     """Train phase ``name`` as ``build`` describes it (from the generator in ``init_dir``, if any).
 
-    Saves the phase's EMA generator to ``out_dir``.
+    Crops come from the training pairs packed in ``shards_dir``; the val split
+    of ``pairs_dir``'s manifest scores the result. Saves the phase's EMA
+    generator to ``out_dir``.
 
     ``run_log`` records the run (the pipeline's: MLflow). Returns the summary
     written to ``training.json``, plus the run id and this attempt's seconds.
@@ -201,13 +204,26 @@ def train(name: str, build: Builder, params: Params, pairs_dir: Path, init_dir: 
              train_cfg.batch_size, distribution.replicas, spread["global_batch_size"])
     about = {"phase": name, "steps": phase.steps, "precision": policy, **spread, **phase.tags}
 
+    shards = read_index(shards_dir)
+    # Every worker reads the same way, decided on the first worker's share (the largest).
+    buffer = stream_buffer(shards.for_pipeline(0, distribution.workers), train_cfg)
+
     def batches(start: int) -> Iterator[Any]:
         # A resumed run goes on with the crops an uninterrupted run would take from step `start`,
         # so it ends with the same weights. Each step takes one batch per replica of a pipeline.
         taken = start * (distribution.replicas // distribution.workers)
-        return distribution.batches(lambda pipeline: training_dataset(
-            manifest, pairs_dir, params.scale, train_cfg.patch_size, train_cfg.batch_size,
-            seed=params.seed + pipeline * PIPELINE_SEED_STRIDE, degrade=phase.degrade).skip(taken))
+
+        def pipeline_batches(pipeline: int, pipelines: int) -> tf.data.Dataset:
+            own = shards.for_pipeline(pipeline, pipelines)
+            if pipelines > 1:
+                log.info("input pipeline %d of %d: %d shard(s), %d training pairs", pipeline, pipelines,
+                         len(own.shards), own.records)
+            return training_dataset(own, params.scale,
+                                    train_cfg.patch_size, train_cfg.batch_size,
+                                    seed=params.seed + pipeline * PIPELINE_SEED_STRIDE, buffer=buffer,
+                                    degrade=phase.degrade, skip_batches=taken)
+
+        return distribution.batches(pipeline_batches)
 
     if not distribution.is_chief:
         final = run_loop(phase.step, batches, state, checkpoint_dir, settings, lambda *_: None, distribution)
@@ -221,6 +237,7 @@ def train(name: str, build: Builder, params: Params, pairs_dir: Path, init_dir: 
                 {**_flat_params(params), "train.replicas": distribution.replicas,
                  "train.workers": distribution.workers, "train.global_batch_size": spread["global_batch_size"]},
                 {"gansr.phase": name, "gansr.precision": policy, "gansr.strategy": distribution.kind,
+                 "gansr.input": "memory" if buffer is None else f"stream (shuffle buffer {buffer})",
                  **{f"gansr.{k}": v for k, v in phase.tags.items()}},
                 manifest, pairs_dir)
         if phase.tags.get("backbone") == "random":
@@ -276,14 +293,13 @@ def _recorded_run_id(checkpoint_dir: Path) -> str | None:
 
 def _validate(ema: keras.Model, manifest: Any, pairs_dir: Path, scale: int, phase: str, step: int,
               run_log: RunLog) -> dict[str, float]:
-    """Score the EMA generator on the val split; record the figures and a sample image."""
+    """Score the EMA generator on the val split, image by image; record the figures and a sample image."""
     if not (manifest["split"] == "val").any():
         return {}
-    pairs = load_pairs(manifest, pairs_dir, "val")
-    outputs, _ = upscale_with_each({phase: ema}, pairs, scale)
-    scores = score(outputs, pairs, scale)[0][phase]
+    scores, sample = score_each(ema, iter_pairs(manifest, pairs_dir, "val"), scale, name=phase)
     run_log.metrics({f"{phase}/val_{key}": value for key, value in scores.items()}, step=step)
-    run_log.image(outputs[phase][0], f"samples/{phase}_{pairs[0].name}.png")
+    first = manifest[manifest["split"] == "val"].iloc[0]["name"]
+    run_log.image(sample, f"samples/{phase}_{first}.png")
     return {f"val_{key}": value for key, value in scores.items()}
 
 
