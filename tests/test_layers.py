@@ -13,7 +13,8 @@ from source_imports import SRC, imported_modules, module_name
 ROOT = "gansr"
 # Bottom to top; a module belongs to the layer of the longest package or module name it starts with.
 LAYERS = (
-    ("foundations", (ROOT, "gansr.config", "gansr.errors", "gansr.atomic", "gansr.layout", "gansr.quiet")),
+    ("foundations", (ROOT, "gansr.config", "gansr.errors", "gansr.atomic", "gansr.layout", "gansr.quiet",
+                     "gansr.allocator")),
     ("building blocks", ("gansr.imageio", "gansr.data", "gansr.models", "gansr.losses", "gansr.metrics",
                          "gansr.niqe", "gansr.input_quality", "gansr.style", "gansr.tiling")),
     ("work", ("gansr.training", "gansr.evaluation", "gansr.degraded", "gansr.inference", "gansr.lite",

@@ -157,7 +157,7 @@ def score_table(outputs: dict[str, list[np.ndarray]], pairs: list[ImagePair], sc
 
 
 def mean_scores(table: pd.DataFrame, methods: list[str]) -> dict[str, dict[str, float]]:
-    """Each method's mean of every quality key in ``table``, and its gain over bicubic (in the table too)."""
+    """Each method's mean of every quality key in ``table`` and, but for bicubic, its gain over bicubic's mean."""
     means = table.groupby("method")[list(QUALITY_KEYS)].mean()
     scores = {}
     for method in methods:

@@ -218,8 +218,7 @@ def train(name: str, build: Builder, params: Params, pairs_dir: Path, shards_dir
             if pipelines > 1:
                 log.info("input pipeline %d of %d: %d shard(s), %d training pairs", pipeline, pipelines,
                          len(own.shards), own.records)
-            return training_dataset(own, params.scale,
-                                    train_cfg.patch_size, train_cfg.batch_size,
+            return training_dataset(own, params.scale, train_cfg.patch_size, train_cfg.batch_size,
                                     seed=params.seed + pipeline * PIPELINE_SEED_STRIDE, buffer=buffer,
                                     degrade=phase.degrade, skip_batches=taken)
 
