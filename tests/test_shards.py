@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,6 +46,20 @@ def test_more_pairs_than_shards_are_packed_in_runs_and_read_round_robin(pairs_di
     rows = training_rows(pairs_dir)
     assert read_back(index) == [rows[0], rows[2], rows[1]]
     assert read_index(tmp_path / "shards") == index
+
+
+def test_shards_are_byte_identical_from_process_to_process(pairs_dir: Path, tmp_path: Path) -> None:  # noqa: F811
+    # Each process hashes strings with its own seed; the records must not depend on it.
+    script = ("import sys; from pathlib import Path; from gansr.data.pairs import read_manifest; "
+              "from gansr.data.shards import write_shards; p = Path(sys.argv[1]); "
+              "write_shards(read_manifest(p), p, Path(sys.argv[2]), 4, 2)")
+    for seed in ("1", "2"):
+        subprocess.run([sys.executable, "-c", script, str(pairs_dir), str(tmp_path / seed)], check=True,
+                       env={**os.environ, "PYTHONHASHSEED": seed})
+    files = sorted(p.name for p in (tmp_path / "1").iterdir())
+    assert files == sorted(p.name for p in (tmp_path / "2").iterdir()) and len(files) == 3
+    for name in files:
+        assert (tmp_path / "1" / name).read_bytes() == (tmp_path / "2" / name).read_bytes(), name
 
 
 def test_each_worker_reads_its_own_shards(pairs_dir: Path) -> None:  # noqa: F811

@@ -125,7 +125,9 @@ def pair_record(lr_png: bytes, hr_png: bytes, hr_height: int, hr_width: int) -> 
         return tf.train.Feature(int64_list=tf.train.Int64List(value=[value]))
 
     features = {"lr": data(lr_png), "hr": data(hr_png), "hr_height": number(hr_height), "hr_width": number(hr_width)}
-    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString()
+    # Deterministic: the features are a protobuf map, whose order would otherwise follow each process's string
+    # hashes, and the shards' bytes would differ from run to run.
+    return tf.train.Example(features=tf.train.Features(feature=features)).SerializeToString(deterministic=True)
 
 
 RECORD_FEATURES = {
