@@ -26,7 +26,6 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from gansr.allocator import return_large_blocks
 from gansr.errors import GansrError, exit_on_error
 from gansr.layout import (
     EVAL_FILE,
@@ -290,7 +289,6 @@ def _add_promote(sub: Any, project: argparse.ArgumentParser) -> None:
 def main(argv: list[str] | None = None) -> None:
     """Console-script entry point."""
     quiet_tensorflow()
-    return_large_blocks()
     args = build_parser().parse_args(argv)
     with exit_on_error(f"gansr {args.command}"):
         args.func(args)

@@ -23,6 +23,7 @@ import pandas as pd
 from PIL import Image, ImageDraw
 from tqdm import tqdm
 
+from gansr.allocator import release_freed_memory
 from gansr.atomic import atomic_path, write_json
 from gansr.config import EvaluateConfig
 from gansr.data.pairs import bicubic_downscale, mod_crop
@@ -72,8 +73,9 @@ def score_each(model: keras.Model, pairs: Iterable[ImagePair], scale: int,
                name: str = "model") -> tuple[dict[str, float], np.ndarray]:
     """``model``'s mean scores on ``pairs`` (:func:`score`), and its first output.
 
-    Each pair is upscaled and scored as it comes and then let go, so memory
-    does not grow with the number of pairs.
+    Each pair is upscaled and scored as it comes and then let go, its memory
+    handed back (:mod:`gansr.allocator`), so memory does not grow with the
+    number of pairs.
     """
     upscale = Upscaler(model)
     tables, first = [], None
@@ -81,6 +83,8 @@ def score_each(model: keras.Model, pairs: Iterable[ImagePair], scale: int,
         outputs = {BASELINE: [bicubic_upscale(pair.lr, scale)], name: [upscale(pair.lr)]}
         tables.append(score_table(outputs, [pair], scale))
         first = outputs[name][0] if first is None else first
+        del outputs, pair
+        release_freed_memory()
     if first is None:
         raise DataError("no pairs to score")
     return mean_scores(pd.concat(tables, ignore_index=True), [BASELINE, name])[name], first

@@ -12,7 +12,6 @@ import importlib
 import logging
 from pathlib import Path
 
-from gansr.allocator import return_large_blocks
 from gansr.config import Params, load_params
 from gansr.errors import GansrError, exit_on_error
 from gansr.layout import PARAMS_FILE, Layout, project_root
@@ -26,7 +25,6 @@ QUIET_LOGGERS = ("mlflow", "alembic", "great_expectations", "absl", "h5py", "ten
 def run_stage(name: str, root: Path | None = None) -> None:
     """Run stage ``name`` in the project at ``root`` (default: the one found from here), errors as one line."""
     quiet_tensorflow()
-    return_large_blocks()
     logging.basicConfig(level=logging.INFO, format="%(message)s")
     for noisy in QUIET_LOGGERS:
         logging.getLogger(noisy).setLevel(logging.WARNING)
